@@ -1,0 +1,76 @@
+# pywrap — build, install, test.
+#
+#   make test       install what the tests need (Debian packages, .venv), then run pytest
+#   make install    PREFIX=/usr/local REAL_DAEMON_DIR=/usr/sbin HOSTS_ALLOW=/etc/hosts.allow HOSTS_DENY=/etc/hosts.deny
+#   make lint       ruff over the package and the tests
+#
+# Knobs of the original tcp_wrappers Makefile, with its defaults; they are baked into the installed programs.
+PREFIX          ?= /usr/local
+REAL_DAEMON_DIR ?= /usr/sbin
+HOSTS_ALLOW     ?= /etc/hosts.allow
+HOSTS_DENY      ?= /etc/hosts.deny
+DESTDIR         ?=
+# The interpreter the installed programs run. It must be readable by every user (services run as nobody),
+# so the default is the system's, not one under /root.
+PYTHON          ?= /usr/bin/python3
+
+LIBDIR  := $(PREFIX)/lib/pywrap
+SBINDIR := $(PREFIX)/sbin
+PROGRAMS := tcpdmatch
+
+# The development venv is made from the interpreter's real path (never a pyenv shell shim).
+VENV        := .venv
+VENV_PY     := $(VENV)/bin/python
+APT_PACKAGES := tcpd openbsd-inetd dnsmasq socat oidentd python3-venv man-db groff-base
+
+.PHONY: all test apt-deps venv install lint demo clean
+
+all: venv
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV_PY): pyproject.toml
+	rm -rf $(VENV)
+	"$$(readlink -f $(PYTHON))" -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --upgrade pip
+	$(VENV_PY) -m pip install -q -e '.[test]'
+	touch $(VENV_PY)
+
+venv: $(VENV_PY)
+
+test: apt-deps venv
+	$(VENV_PY) -m ruff check pywrap tests
+	$(VENV_PY) -m pytest
+
+lint: venv
+	$(VENV_PY) -m ruff check pywrap tests
+
+# A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
+# and small programs that run $(PYTHON) in isolated mode (-I: no PYTHON* variables, no cwd or user site;
+# -S: no site-packages), so they work from any directory with an empty environment.
+install: venv
+	rm -rf "$(DESTDIR)$(LIBDIR)"
+	mkdir -p "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(SBINDIR)"
+	$(VENV_PY) -m pip install -q --no-compile --target "$(DESTDIR)$(LIBDIR)" .
+	rm -rf "$(DESTDIR)$(LIBDIR)/bin"
+	$(VENV_PY) tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
+	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)"
+	"$(PYTHON)" -m compileall -q "$(DESTDIR)$(LIBDIR)"
+	for p in $(PROGRAMS); do \
+	  $(VENV_PY) tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
+	done
+	chmod -R u+rwX,go+rX,go-w "$(DESTDIR)$(LIBDIR)"
+
+demo:
+	@echo "make demo arrives with tcpd itself (issue 3); until then see README: make install + tcpdmatch."
+	@exit 1
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""The access decision: hosts.allow, then hosts.deny, first match wins, grant when nothing matches.
+
+Contract: `decide(request, diag, effects, allow_path, deny_path)` -> `Verdict`. It follows
+../shared/spec/rule-language.md §10 to the letter: a missing table is empty; an unreadable or malformed
+table is an ERROR (hosts.allow then grants nothing, hosts.deny denies everybody it is asked about); the
+options of the matched rule run here (allow/deny/twist or an option error end everything); a failed aclexec
+demotes the match, and — the reference's stale flag — every later matched rule that has options too.
+Anything that goes wrong inside (a /file loop, an internal error) denies: fail closed.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from enum import Enum
+
+from pywrap.diag import Diagnostics
+from pywrap.options import Effects, run_options
+from pywrap.patterns import Matcher, RuleError
+from pywrap.request import Request
+from pywrap.rules import Entry, LineProblem, Rule
+from pywrap.tables import read_table
+
+
+class Scan(Enum):
+    NO_MATCH = "no match"
+    MATCH = "match"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    granted: bool
+    delegated: bool = False          # a `twist` option took over
+    rule: Rule | None = None         # the rule that decided, if any
+    failed: bool = False             # denied because something could not be evaluated
+
+
+@dataclass
+class _Scanning:
+    matcher: Matcher
+    diag: Diagnostics
+    effects: Effects
+    aclexec_failed: bool = False     # never reset, as in the reference
+    final: str | None = None
+    rule: Rule | None = None
+
+
+@functools.lru_cache(maxsize=16)
+def parsed_table(data: bytes, path: str) -> tuple[Entry, ...]:
+    from pywrap.grammar import parse_table  # pyparsing only when a table has to be parsed
+
+    return parse_table(data, path)
+
+
+def _scan(path: str, state: _Scanning) -> Scan:
+    table = read_table(path)
+    if table.missing:
+        return Scan.NO_MATCH
+    if table.data is None:
+        state.diag.warning(f"cannot open {path}: {table.error}")
+        return Scan.ERROR
+    matched: Rule | None = None
+    for entry in parsed_table(table.data, path):
+        with state.diag.in_context(entry.file, entry.line):
+            if isinstance(entry, LineProblem):
+                for message in entry.messages:
+                    state.diag.warning(message)
+                if entry.fatal:
+                    return Scan.ERROR
+                continue
+            if state.matcher.daemon_list(entry.daemons) and state.matcher.client_list(entry.clients):
+                matched = entry
+                break
+    if matched is None:
+        return Scan.NO_MATCH
+    state.rule = matched
+    state.diag.matched(matched.file, matched.line)
+    if matched.options is not None:
+        with state.diag.in_context(matched.file, matched.line):
+            result = run_options(matched.options, state.matcher.request, state.diag, state.effects)
+            state.aclexec_failed |= result.aclexec_failed
+            if result.final is not None:
+                state.final = result.final
+                return Scan.MATCH
+            if state.aclexec_failed:
+                state.diag.info("aclexec returned 1")
+                return Scan.NO_MATCH
+    return Scan.MATCH
+
+
+def decide(request: Request, diag: Diagnostics, effects: Effects, allow_path: str, deny_path: str,
+           matcher: Matcher | None = None) -> Verdict:
+    state = _Scanning(matcher or Matcher(request, diag), diag, effects)
+    try:
+        if _scan(allow_path, state) is Scan.MATCH:
+            return _final(state, default_granted=True)
+        state.final = None
+        state.rule = None
+        outcome = _scan(deny_path, state)
+        if outcome is Scan.NO_MATCH:
+            return Verdict(True)
+        if outcome is Scan.ERROR:
+            return Verdict(False, failed=True)
+        return _final(state, default_granted=False)
+    except RuleError as e:
+        diag.error(str(e))
+        return Verdict(False, rule=state.rule, failed=True)
+
+
+def _final(state: _Scanning, default_granted: bool) -> Verdict:
+    if state.final == "allow":
+        return Verdict(True, rule=state.rule)
+    if state.final == "deny":
+        return Verdict(False, rule=state.rule)
+    if state.final == "twist":
+        return Verdict(False, delegated=True, rule=state.rule)
+    return Verdict(default_granted, rule=state.rule)

@@ -1,0 +1,1 @@
+"""Command-line front ends: tcpdmatch (and, later, tcpdchk, try-from, safe_finger)."""

@@ -1,0 +1,270 @@
+"""tcpdmatch: predict how tcpd would handle a request for a service from a client.
+
+Usage: tcpdmatch [-d] [-i inet_conf] daemon[@server] [user@]client
+
+Contract: the same command line and the same stdout as Debian's tcpdmatch, line for line (one prediction
+block per client address). Unlike Debian's, which sends them to syslog only, warnings, errors, the matched
+rule (`FILE, line N: matched`) and the options it runs go to stderr with their file and line. Options are
+checked but change nothing in this process (Debian's really runs `user`, `group`, `umask`, `setenv`).
+Exit status: 0 after the predictions (granted or denied), 1 for a client or server that cannot be
+resolved, an unreadable -i file or an expansion overflow, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import sys
+from typing import BinaryIO
+
+from pywrap import settings
+from pywrap.access import decide
+from pywrap.diag import StreamDiagnostics
+from pywrap.expand import ExpansionTooLong, expand
+from pywrap.inetconf import Wrap, check_path, read_inetd_conf
+from pywrap.options import DryRun
+from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request
+from pywrap.resolver import AF_INET6, Resolver, format_address, sort_addresses, unmap, verified_name
+from pywrap.text import encode, find_unbracketed, same, truncate
+
+USAGE = """usage: {prog} [-d] [-i inet_conf] daemon[@host] [user@]host
+\t-d: use allow/deny files in current directory
+\t-i: location of inetd.conf file
+"""
+
+NUMERIC = frozenset("01234567890./")
+
+
+class UsageError(Exception):
+    pass
+
+
+class Failure(Exception):
+    """Stop with exit status 1 (the message, if any, goes to stderr as is)."""
+
+
+def parse_args(argv: list[str]) -> tuple[bool, str | None, list[str]]:
+    """GNU getopt "di:" (options may follow operands, as with the reference's glibc getopt)."""
+    use_cwd, inet_conf, operands = False, None, []
+    args = iter(argv[1:])
+    prog = os.path.basename(argv[0]) if argv else "tcpdmatch"
+    for arg in args:
+        if arg == "--":
+            operands.extend(args)
+            break
+        if arg.startswith("-") and arg != "-":
+            letters = arg[1:]
+            while letters:
+                letter, letters = letters[0], letters[1:]
+                if letter == "d":
+                    use_cwd = True
+                elif letter == "i":
+                    value = letters or next(args, None)
+                    if value is None:
+                        raise UsageError(f"{prog}: option requires an argument -- 'i'")
+                    inet_conf, letters = value, ""
+                else:
+                    raise UsageError(f"{prog}: invalid option -- '{letter}'")
+        else:
+            operands.append(arg)
+    if len(operands) != 2:
+        raise UsageError("")
+    return use_cwd, inet_conf, operands
+
+
+def split_at_sign(text: str) -> tuple[str, str] | None:
+    i = find_unbracketed(text, "@")
+    return None if i < 0 else (text[:i], text[i + 1:])
+
+
+class TcpdMatch:
+    def __init__(self, stdout: BinaryIO, stderr: BinaryIO, prog: str) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.diag = StreamDiagnostics(stderr, prog)
+        self.resolver = Resolver()
+        self.out: list[bytes] = []  # predictions, written at the end (banners go first, as with a pipe)
+
+    def print(self, text: str) -> None:
+        self.out.append(encode(text + "\n"))
+
+    def warn(self, text: str) -> None:
+        self.diag.warning(text)
+
+    # the two endpoints --------------------------------------------------------------------------
+    def lookup(self, endpoint: Endpoint) -> str:
+        assert endpoint.sockaddr is not None
+        family, packed = unmap(*endpoint.sockaddr)
+        return verified_name(self.resolver, family, packed, self.warn)
+
+    def resolve(self, host: str) -> list[tuple[int, bytes]]:
+        """Numeric first, then by name; warns like the reference when the name is an alias."""
+        try:
+            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+            return [(info[0], socket.inet_pton(info[0], info[4][0].partition("%")[0])) for info in infos]
+        except (OSError, UnicodeError, ValueError):
+            pass
+        found = self.resolver.forward(host, None) if "\0" not in host else None
+        if found is None:
+            self.warn(f"{host}: host not found")
+            raise Failure()
+        canonical, addresses = found
+        if not same(canonical, host):
+            self.warn(f"{host}: hostname alias")
+            self.warn(f"(official name: {truncate(canonical)})")
+        return sort_addresses(addresses)
+
+    def endpoint_at(self, family: int, packed: bytes) -> Endpoint:
+        return Endpoint(format_address(family, packed), 0, (family, packed), self.lookup)
+
+    def server_endpoint(self, server: str) -> Endpoint:
+        if not (set(server) <= NUMERIC or server not in (UNKNOWN, PARANOID)):
+            return Endpoint(name=server)
+        addresses = self.resolve(server)
+        if len(addresses) > 1:
+            raise Failure(f"Error: {server} has more than one address\nPlease specify an address instead\n")
+        endpoint = self.endpoint_at(*addresses[0])
+        if endpoint.name == UNKNOWN:
+            self.warn(f"host address {endpoint.address}->name lookup failed")
+        return endpoint
+
+    def client_endpoints(self, client: str):
+        if is_numeric_address(client):
+            yield Endpoint(client)  # verbatim, no socket address: "simulates a failed reverse lookup"
+            return
+        if not set(client) <= NUMERIC and (same(client, UNKNOWN) or same(client, PARANOID)):
+            yield Endpoint(name=client)
+            return
+        for family, packed in self.resolve(client):
+            endpoint = self.endpoint_at(family, packed)
+            if not (family == AF_INET6 and packed[:2] == b"\xfe\x80"):  # no check for link-local
+                if endpoint.name == UNKNOWN:
+                    self.warn(f"host address {endpoint.address}->name lookup failed")
+            yield endpoint
+
+    # the prediction -----------------------------------------------------------------------------
+    def predict(self, request: Request, allow: str, deny: str) -> None:
+        fields = (("client:   hostname ", "%n"), ("client:   address  ", "%a"), ("client:   username ", "%u"),
+                  ("server:   hostname ", "%N"), ("server:   address  ", "%A"), ("server:   process  ", "%d"))
+        for label, letter in fields:
+            value = expand(letter, request, self.warn)
+            if not same(value, UNKNOWN):
+                self.print(label + value)
+        effects = DryRun(write_banner=self.write_banner, warn=self.warn)
+        verdict = decide(request, self.diag, effects, allow, deny)
+        word = "delegated" if verdict.delegated else "granted" if verdict.granted else "denied"
+        self.print(f"access:   {word}")
+
+    def write_banner(self, data: bytes) -> None:
+        self.stdout.write(data)
+        self.stdout.flush()
+
+    def flush(self) -> None:
+        self.stdout.write(b"".join(self.out))
+        self.stdout.flush()
+        self.out.clear()
+
+    def check_real_daemon_dir(self) -> None:
+        try:
+            st = check_path(settings.REAL_DAEMON_DIR, self.diag)
+            if not stat.S_ISDIR(st.st_mode):
+                self.warn(f"REAL_DAEMON_DIR {settings.REAL_DAEMON_DIR} is not a directory")
+        except OSError as e:
+            self.warn(f"REAL_DAEMON_DIR {settings.REAL_DAEMON_DIR}: {os.strerror(e.errno or 0)}")
+
+    def check_tables(self, allow: str, deny: str) -> None:
+        for table in (allow, deny):
+            try:
+                check_path(table, self.diag)
+            except OSError:
+                pass
+
+    def run(self, use_cwd: bool, inet_conf: str | None, operands: list[str]) -> int:
+        if use_cwd:
+            allow, deny = "hosts.allow", "hosts.deny"
+        else:
+            allow, deny = settings.HOSTS_ALLOW, settings.HOSTS_DENY
+        self.check_real_daemon_dir()
+        daemon, server = split_at_sign(operands[0]) or (operands[0], UNKNOWN)
+        if daemon.startswith("/"):
+            given, daemon = daemon, daemon.rsplit("/", 1)[-1]
+            self.warn(f"{given}: daemon name normalized to: {daemon}")
+        user, client = split_at_sign(operands[1]) or (UNKNOWN, operands[1])
+        daemon, server, user, client = (truncate(v) for v in (daemon, server, user, client))
+        try:
+            conf = read_inetd_conf(inet_conf or settings.INETD_CONF, self.diag, settings.REAL_DAEMON_DIR,
+                                   explicit=inet_conf is not None)
+        except OSError as e:
+            raise Failure(f"open {inet_conf}: {os.strerror(e.errno or 0)}\n") from None
+        conf.set("portmap", Wrap.NOT_WRAPPED)
+        conf.set("rpcbind", Wrap.NOT_WRAPPED)
+        status = conf.get(daemon)
+        if status is Wrap.UNKNOWN:
+            self.warn(f"{daemon}: no such process name in {conf.path or '(null)'}")
+        elif status is Wrap.NOT_WRAPPED:
+            self.warn(f"{daemon}: service possibly not wrapped")
+        self.check_tables(allow, deny)
+        server_endpoint = self.server_endpoint(server)
+        first = True
+        for client_endpoint in self.client_endpoints(client):
+            if not first:
+                self.print("")
+            first = False
+            server_copy = self.copy_server(server_endpoint)
+            request = Request(daemon, client_endpoint, server_copy, os.getpid(), user=user)
+            self.predict(request, allow, deny)
+        return 0
+
+    @staticmethod
+    def copy_server(endpoint: Endpoint) -> Endpoint:
+        """Each prediction gets its own server endpoint (expansions sanitise fields in place)."""
+        copy = Endpoint(endpoint.address, endpoint.port, endpoint.sockaddr, endpoint._lookup)
+        if endpoint.name_known:
+            copy.name = endpoint.name
+        return copy
+
+
+def is_numeric_address(text: str) -> bool:
+    """A dotted quad inet_addr accepts, or a numeric IPv6 address (a %scope is allowed)."""
+    from pywrap.numeric import INADDR_NONE, dot_quad_addr
+
+    if dot_quad_addr(text) != INADDR_NONE:
+        return True
+    try:
+        infos = socket.getaddrinfo(text, None, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return False
+    return bool(infos)
+
+
+def run(argv: list[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
+    prog = argv[0] if argv else "tcpdmatch"
+    try:
+        use_cwd, inet_conf, operands = parse_args(argv)
+    except UsageError as e:
+        if str(e):
+            stderr.write(encode(f"{e}\n"))
+        stderr.write(encode(USAGE.format(prog=prog)))
+        return 2
+    tool = TcpdMatch(stdout, stderr, os.path.basename(prog))
+    try:
+        return tool.run(use_cwd, inet_conf, operands)
+    except Failure as e:
+        if str(e):
+            stderr.write(encode(str(e)))
+        return 1
+    except ExpansionTooLong as e:
+        tool.diag.error(str(e))
+        return 1
+    finally:
+        tool.flush()
+
+
+def main() -> int:
+    argv = [os.fsencode(a).decode("latin-1") for a in sys.argv]  # bytes as given, one char per byte
+    return run(argv, sys.stdout.buffer, sys.stderr.buffer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""inetd.conf: which services run through tcpd, as tcpdmatch and tcpdchk judge it.
+
+Contract: `read_inetd_conf(path, diag, real_daemon_dir)` reads a netkit/openbsd-inetd style file (the only
+format the reference knows) and returns an `InetConf` mapping process names to WRAPPED, NOT_WRAPPED or MAYBE,
+emitting the reference's warnings (missing or non-executable programs, tcpd calling itself, insecure
+services, ...) with `<file>, line <n>:` context. `check_path` is the reference's world-writable walk.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pywrap.diag import Diagnostics
+from pywrap.tables import logical_lines
+from pywrap.text import fold
+
+WHITESPACE = " \t\r\n"
+
+
+class Wrap(Enum):
+    UNKNOWN = "unknown"
+    WRAPPED = "wrapped"
+    NOT_WRAPPED = "not wrapped"
+    MAYBE = "maybe"
+
+
+@dataclass
+class InetConf:
+    path: str | None                      # the file used, None when there was none
+    status: dict[str, Wrap] = field(default_factory=dict)
+
+    def set(self, name: str, wrap: Wrap) -> None:
+        self.status[fold(name)] = wrap
+
+    def get(self, name: str) -> Wrap:
+        return self.status.get(fold(name), Wrap.UNKNOWN)
+
+
+def check_path(path: str, diag: Diagnostics) -> os.stat_result:
+    """stat(path) and warn about world-writable components, walking up an absolute path's parents.
+    Raises OSError like stat when the path or a parent cannot be stat'ed."""
+    st = os.stat(path)
+    if st.st_mode & stat.S_IWOTH:
+        diag.warning(f"{path}: world writable")
+    if path.startswith("/") and path != "/":
+        parent = path.rsplit("/", 1)[0] or "/"
+        check_path(parent, diag)
+    return st
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _not_found(diag: Diagnostics, path: str, e: OSError, where: str = "") -> None:
+    diag.warning(f"{path}: not found{where}: {os.strerror(e.errno or 0)}")
+
+
+def _check_program(program: str, diag: Diagnostics, label: str | None = None,
+                   where: str = "") -> None:
+    try:
+        st = check_path(program, diag)
+    except OSError as e:
+        _not_found(diag, label or program, e, where)
+        return
+    if not st.st_mode & stat.S_IXUSR:
+        diag.warning(f"{program}: not executable")
+
+
+def _entry(conf: InetConf, diag: Diagnostics, real_daemon_dir: str, protocol: str, path: str,
+           arg0: str, arg1: str) -> None:
+    name = _basename(arg0) if arg0.startswith("/") else arg0
+    base = _basename(path)
+    _check_program(path, diag)
+    if base == "miscd":
+        conf.set(arg0, Wrap.WRAPPED)
+        return
+    if name in ("rexd", "rpc.rexd"):
+        diag.warning(f"{name} may be an insecure service")
+    if base == "tcpd":
+        if name == "tcpd":
+            diag.warning(f"{name} is recursively calling itself")
+        wrap = Wrap.WRAPPED
+        try:
+            st = os.stat(path)
+            if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                diag.warning(f"{path}: file is set-uid or set-gid")
+        except OSError:
+            pass
+        if arg0.startswith("/") and name == _basename(arg1):
+            diag.warning(f"{path} inserted before {arg0}")
+        if arg0.startswith("/"):
+            _check_program(arg0, diag)
+        else:
+            daemon = f"{real_daemon_dir}/{arg0}"
+            _check_program(daemon, diag, label=arg0, where=f" in {real_daemon_dir}")
+    else:
+        daemon = f"{real_daemon_dir}/{name}"
+        if path == daemon:
+            wrap = Wrap.NOT_WRAPPED
+        else:
+            try:
+                check_path(daemon, diag)
+                wrap = Wrap.MAYBE
+            except FileNotFoundError:
+                wrap = Wrap.NOT_WRAPPED
+            except OSError as e:
+                diag.warning(f"{daemon}: file lookup: {os.strerror(e.errno or 0)}")
+                wrap = Wrap.MAYBE
+    if wrap is Wrap.WRAPPED and protocol == "rpc/tcp":
+        diag.warning(f"{name}: cannot wrap rpc/tcp services")
+    conf.set(name, wrap)
+
+
+def _parse_line(text: str) -> tuple[str, str, str, str] | str | None:
+    """(protocol, path, arg0, arg1) of one line; "incomplete" for the reference's warning; None to skip."""
+    tokens = iter(text.replace("\t", " ").replace("\r", " ").replace("\n", " ").split(" "))
+    words = (t for t in tokens if t)
+    service = next(words, None)
+    if service is None or service.startswith("#"):
+        return None
+    if service not in ("stream", "dgram"):
+        next(words, None)  # the socket type
+    protocol = next(words, None) or ""
+    next(words, None)  # wait / nowait
+    user = next(words, None)
+    if user is None:
+        return None
+    path = user if user.startswith("/") else next(words, None)
+    if path is None:
+        return None
+    if path.startswith("?"):
+        path = path[1:]
+    if path == "internal":
+        return None
+    if all(c in "-0123456789" for c in path):  # an RPC version number: the path comes next
+        path = next(words, None)
+        if path is None:
+            return None
+    arg0 = next(words, None)
+    if arg0 is None:
+        return "incomplete"
+    if all(c.isdigit() for c in arg0):
+        arg0 = next(words, None)
+        if arg0 is None:
+            return "incomplete"
+    return protocol, path, arg0, next(words, None) or ""
+
+
+def read_inetd_conf(path: str | None, diag: Diagnostics, real_daemon_dir: str,
+                    explicit: bool) -> InetConf:
+    """Read `path`. An explicit (-i) file that cannot be read raises OSError; the default one is just
+    skipped when absent (path None in the result)."""
+    if path is None:
+        return InetConf(None)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        if explicit:
+            raise
+        return InetConf(None)
+    if not explicit:
+        try:
+            check_path(path, diag)
+        except OSError:
+            pass
+    conf = InetConf(path)
+    for logical in logical_lines(data, buffer_size=8192):
+        with diag.in_context(path, logical.line):
+            parsed = _parse_line(logical.text)
+            if parsed == "incomplete":
+                diag.warning("incomplete line")
+            elif isinstance(parsed, tuple):
+                _entry(conf, diag, real_daemon_dir, *parsed)
+    return conf

@@ -1,0 +1,21 @@
+"""Build-time settings, with the original tcp_wrappers defaults.
+
+`make install` writes pywrap/_build.py into the installed copy; its values override the defaults here.
+Nothing in this module does I/O beyond that one optional import.
+"""
+
+REAL_DAEMON_DIR = "/usr/sbin"
+HOSTS_ALLOW = "/etc/hosts.allow"
+HOSTS_DENY = "/etc/hosts.deny"
+INETD_CONF = "/etc/inetd.conf"
+HOSTS_FILE = "/etc/hosts"
+
+RFC931_TIMEOUT = 10          # seconds, default of the `rfc931` option and of user@host patterns
+STRING_LENGTH = 128          # the reference keeps host, user and daemon strings in 128-byte buffers
+TABLE_LINE_BUFFER = 2048     # a logical rule line is assembled in this many bytes (2046 + newline + NUL)
+MAX_FILE_LIST_DEPTH = 32     # nesting of /file lists; the reference recurses until it crashes
+
+try:  # values baked in by `make install`
+    from pywrap._build import *  # noqa: F403
+except ImportError:
+    pass

@@ -1,0 +1,86 @@
+"""Table files (hosts.allow, hosts.deny) -> logical lines, exactly as the reference assembles them.
+
+Contract: `logical_lines(data)` yields LogicalLine(text, line, complete) for every logical line of `data`
+(bytes), with the reference's rules: a backslash just before a newline joins the next physical line; a
+logical line is built in a 2048-byte buffer, so it holds at most 2046 characters plus the newline; `line` is
+the number of newlines consumed so far (the last physical line of a complete logical line, one less for an
+unfinished one); a NUL byte ends the text of the physical line it is in, and since the newline after it is
+then unseen, the next physical line is glued on (the C code measures with strlen). A logical line that does
+not end in a newline (buffer full, or end of file) has complete=False.
+
+`read_table(path)` opens and reads a table, mapping the outcomes the evaluator distinguishes: missing
+(ENOENT), unreadable (any other open error) and readable. It never raises for file-system reasons.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pywrap import settings
+from pywrap.text import decode
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalLine:
+    text: str       # latin-1 text, with its newline when complete
+    line: int       # line number the reference reports for it
+    complete: bool  # False: missing newline or line too long
+
+
+def logical_lines(data: bytes, buffer_size: int = settings.TABLE_LINE_BUFFER) -> Iterator[LogicalLine]:
+    pos, line, end = 0, 0, len(data)
+    while pos < end:
+        parts: list[bytes] = []
+        room = buffer_size - 1  # fgets reads at most size-1 bytes into the space that is left
+        while True:
+            if pos >= end:  # EOF in the middle of a logical line (nothing collected: plain end of file)
+                text = b"".join(parts)
+                if text:
+                    yield LogicalLine(decode(text), line, False)
+                return
+            newline = data.find(b"\n", pos, pos + room)
+            stop = end if newline < 0 else newline + 1
+            stop = min(stop, pos + room)
+            chunk = data[pos:stop]
+            pos = stop
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                chunk = chunk[:nul]
+            if chunk.endswith(b"\n"):
+                line += 1
+                if chunk.endswith(b"\\\n"):
+                    chunk = chunk[:-2]
+                else:
+                    parts.append(chunk)
+                    yield LogicalLine(decode(b"".join(parts)), line, True)
+                    break
+            parts.append(chunk)
+            room -= len(chunk)
+            if room <= 0:  # buffer full without a newline: "line too long"
+                yield LogicalLine(decode(b"".join(parts)), line, False)
+                break
+
+
+@dataclass(frozen=True, slots=True)
+class TableRead:
+    path: str
+    data: bytes | None   # None: missing or unreadable
+    error: str | None    # strerror text when the file exists but cannot be read; None otherwise
+    missing: bool = False
+
+
+def read_table(path: str) -> TableRead:
+    try:
+        with open(path, "rb") as f:
+            try:
+                return TableRead(path, f.read(), None)
+            except IsADirectoryError:
+                # the reference opens a directory and reads no line from it: an empty table
+                return TableRead(path, b"", None)
+    except FileNotFoundError:
+        return TableRead(path, None, None, missing=True)
+    except OSError as e:
+        return TableRead(path, None, os.strerror(e.errno or errno.EIO))

@@ -1,0 +1,149 @@
+"""Run tcpdmatch cases against Debian's binary and ours inside a private mount namespace.
+
+Started as `unshare -m PYTHON tests/nsrunner.py SPEC.json OUT.json` (see sandbox.py). Inside the namespace it
+replaces /etc with a private copy (so /etc/hosts, resolv.conf, nsswitch.conf, netgroup and inetd.conf are the
+test's own), puts a private tmpfs on /dev with a syslog listener on /dev/log, and points DNS at loopback, so
+nothing a case does can reach the network. For each case it writes the table files into a fresh directory
+("/D/" in any file text or argument becomes that directory), runs `/usr/sbin/tcpdmatch -d ARGS` there and
+collects stdout, exit status and the syslog lines; then runs our tcpdmatch in-process the same way.
+
+SPEC: {"etc": {"hosts": "...", ...}, "ours": true, "reference": true,
+       "cases": [{"files": {"hosts.allow": "..."}, "args": ["sshd", "10.0.0.1"], "modes": {"x": 0}}]}
+File texts are latin-1 strings (bytes 0-255); a value of null makes a symlink that points at itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+REFERENCE = "/usr/sbin/tcpdmatch"
+SYSLOG_RE = re.compile(rb"^<(\d+)>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?([^:\[]+)(?:\[\d+\])?: ?(.*)$", re.S)
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def private_etc(root: str, files: dict[str, str]) -> None:
+    copy = os.path.join(root, "etc")
+    shutil.copytree("/etc", copy, symlinks=True)
+    for name, text in files.items():
+        path = os.path.join(copy, name)
+        if os.path.islink(path) or os.path.exists(path):
+            os.unlink(path)
+        with open(path, "wb") as f:
+            f.write(text.encode("latin-1"))
+    _mount("--bind", copy, "/etc")
+
+
+def private_dev(root: str) -> socket.socket:
+    old = os.path.join(root, "olddev")
+    os.mkdir(old)
+    _mount("--bind", "/dev", old)
+    _mount("-t", "tmpfs", "tmpfs", "/dev")
+    for node in ("null", "zero", "full", "random", "urandom", "tty"):
+        open(os.path.join("/dev", node), "w").close()
+        _mount("--bind", os.path.join(old, node), os.path.join("/dev", node))
+    os.symlink("/proc/self/fd", "/dev/fd")
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind("/dev/log")
+    os.chmod("/dev/log", 0o666)
+    log.setblocking(False)
+    return log
+
+
+def drain(log: socket.socket) -> list[dict]:
+    lines = []
+    while True:
+        try:
+            data = log.recv(65536)
+        except BlockingIOError:
+            return lines
+        m = SYSLOG_RE.match(data)
+        if m is None:
+            lines.append({"pri": -1, "ident": "", "text": data.decode("latin-1")})
+        else:
+            lines.append({"pri": int(m.group(1)), "ident": m.group(2).decode("latin-1"),
+                          "text": m.group(3).decode("latin-1").rstrip("\n")})
+
+
+def write_case_files(directory: str, files: dict[str, str | None], modes: dict[str, int]) -> None:
+    for name, text in files.items():
+        path = os.path.join(directory, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if text is None:
+            os.symlink(path, path)
+            continue
+        if text.startswith("\0DIR"):
+            os.mkdir(path)
+            continue
+        with open(path, "wb") as f:
+            f.write(text.replace("/D/", directory + "/").encode("latin-1"))
+    for name, mode in modes.items():
+        os.chmod(os.path.join(directory, name), mode)
+
+
+def run_reference(directory: str, args: list[str], log: socket.socket, timeout: float) -> dict:
+    try:
+        proc = subprocess.run([REFERENCE.encode(), *(a.encode("latin-1") for a in args)], cwd=directory, capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = "timeout", e.stdout or b"", e.stderr or b""
+    return {"rc": rc, "stdout": out.decode("latin-1"), "stderr": err.decode("latin-1"), "log": drain(log)}
+
+
+def run_ours(directory: str, args: list[str]) -> dict:
+    from pywrap.cli import tcpdmatch
+
+    out, err = io.BytesIO(), io.BytesIO()
+    here = os.getcwd()
+    os.chdir(directory)
+    try:
+        rc = tcpdmatch.run(["tcpdmatch", *args], out, err)
+    except BaseException as e:  # a crash is a result to report, not a reason to stop the run
+        rc = f"exception {type(e).__name__}: {e}"
+    finally:
+        os.chdir(here)
+    return {"rc": rc, "stdout": out.getvalue().decode("latin-1"), "stderr": err.getvalue().decode("latin-1")}
+
+
+def main(spec_path: str, out_path: str) -> int:
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    root = tempfile.mkdtemp(prefix="pywrap-ns-")
+    private_etc(root, spec.get("etc", {}))
+    log = private_dev(root)
+    results = []
+    for n, case in enumerate(spec["cases"]):
+        directory = os.path.join(root, f"case{n}")
+        os.mkdir(directory)
+        write_case_files(directory, case.get("files", {}), case.get("modes", {}))
+        args = [a.replace("/D/", directory + "/") for a in case["args"]]
+        if not case.get("raw_args"):
+            args = ["-d", *args]
+        result: dict = {"dir": directory}
+        if spec.get("reference", True):
+            drain(log)
+            result["reference"] = run_reference(directory, args, log, spec.get("timeout", 20))
+        if spec.get("ours", True):
+            with contextlib.suppress(Exception):
+                drain(log)
+            result["ours"] = run_ours(directory, args)
+        results.append(result)
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(results, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
