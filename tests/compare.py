@@ -1,0 +1,32 @@
+"""Compare one case's reference result with ours: stdout byte for byte, exit status, diagnostics.
+
+Our exit status differs from Debian's by design only where the README's differences table says so:
+usage errors exit 2 (Debian: 1). Diagnostics are compared in order after mapping both to one vocabulary
+(see sandbox.reference_diagnostics / our_diagnostics).
+"""
+
+from __future__ import annotations
+
+from sandbox import our_diagnostics, reference_diagnostics
+
+
+def normalise(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(kind, text.rstrip()) for kind, text in entries]
+
+
+def differences(result: dict, compare_logs: bool = True) -> list[str]:
+    ref, ours = result["reference"], result["ours"]
+    problems = []
+    if ref["stdout"] != ours["stdout"]:
+        problems.append(f"stdout differs:\n  reference: {ref['stdout']!r}\n  ours:      {ours['stdout']!r}")
+    if ref["rc"] != ours["rc"]:
+        problems.append(f"exit status differs: reference {ref['rc']!r}, ours {ours['rc']!r}")
+    if compare_logs:
+        want, got = normalise(reference_diagnostics(ref)), normalise(our_diagnostics(ours))
+        if want != got:
+            problems.append(f"diagnostics differ:\n  reference: {want}\n  ours:      {got}")
+    return problems
+
+
+def verdicts(stdout: str) -> list[str]:
+    return [line.split()[-1] for line in stdout.splitlines() if line.startswith("access:")]
