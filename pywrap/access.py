@@ -44,6 +44,7 @@ class _Scanning:
     aclexec_failed: bool = False     # never reset, as in the reference
     final: str | None = None
     rule: Rule | None = None
+    stale_context: tuple[str, int] | None = None
 
 
 @functools.lru_cache(maxsize=16)
@@ -82,6 +83,8 @@ def _scan(path: str, state: _Scanning) -> Scan:
             state.aclexec_failed |= result.aclexec_failed
             if result.final is not None:
                 state.final = result.final
+                if result.final != "twist":
+                    state.stale_context = (matched.file, matched.line)
                 return Scan.MATCH
             if state.aclexec_failed:
                 state.diag.info("aclexec returned 1")
@@ -92,6 +95,18 @@ def _scan(path: str, state: _Scanning) -> Scan:
 def decide(request: Request, diag: Diagnostics, effects: Effects, allow_path: str, deny_path: str,
            matcher: Matcher | None = None) -> Verdict:
     state = _Scanning(matcher or Matcher(request, diag), diag, effects)
+    try:
+        return _decide(state, allow_path, deny_path)
+    finally:
+        if state.stale_context is not None:
+            # The reference leaves `allow`, `deny` and option errors with a longjmp that skips restoring
+            # its diagnostic context, so later warnings of the same process still name that table and
+            # line. Keep that: it is what tcpdmatch and tcpd print.
+            diag.context = state.stale_context
+
+
+def _decide(state: _Scanning, allow_path: str, deny_path: str) -> Verdict:
+    diag = state.diag
     try:
         if _scan(allow_path, state) is Scan.MATCH:
             return _final(state, default_granted=True)

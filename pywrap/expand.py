@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request
+from pywrap.request import UNKNOWN, Endpoint, Request, known_name
+from pywrap.text import same
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!@%-_=+:,./")
 RESULT_LIMIT = 8190  # the reference's 8192-byte buffer, less the NUL and one byte of slack it keeps
@@ -31,7 +32,7 @@ def sanitise(value: str) -> str:
 
 def _hostinfo(endpoint: Endpoint) -> str:
     """%h / %H: the reference returns the name or address field itself, so it is sanitised in place."""
-    if endpoint.name_known and endpoint.name not in (UNKNOWN, PARANOID):
+    if endpoint.name_known and known_name(endpoint.name):
         endpoint.name = sanitise(endpoint.name)
         return endpoint.name
     endpoint.address = sanitise(endpoint.address)
@@ -48,7 +49,7 @@ def _field(request: Request, letter: str) -> str:
         server.address = sanitise(server.address)
         return server.address
     if letter == "c":
-        if request.user_known and request.user and request.user != UNKNOWN:
+        if request.user_known and request.user and not same(request.user, UNKNOWN):
             return sanitise(request.client_info())  # a copy in the reference's static buffer
         return _hostinfo(client)
     if letter == "d":
@@ -71,7 +72,7 @@ def _field(request: Request, letter: str) -> str:
     if letter == "R":
         return str(server.port or 0)
     if letter == "s":
-        if server.hostinfo == UNKNOWN:
+        if same(server.hostinfo, UNKNOWN):
             request.daemon = sanitise(request.daemon)
             return request.daemon
         return sanitise(request.server_info())

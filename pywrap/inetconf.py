@@ -15,7 +15,7 @@ from enum import Enum
 
 from pywrap.diag import Diagnostics
 from pywrap.tables import logical_lines
-from pywrap.text import fold
+from pywrap.text import fold, same
 
 WHITESPACE = " \t\r\n"
 
@@ -75,13 +75,13 @@ def _entry(conf: InetConf, diag: Diagnostics, real_daemon_dir: str, protocol: st
     name = _basename(arg0) if arg0.startswith("/") else arg0
     base = _basename(path)
     _check_program(path, diag)
-    if base == "miscd":
+    if same(base, "miscd"):
         conf.set(arg0, Wrap.WRAPPED)
         return
-    if name in ("rexd", "rpc.rexd"):
+    if same(name, "rexd") or same(name, "rpc.rexd"):
         diag.warning(f"{name} may be an insecure service")
-    if base == "tcpd":
-        if name == "tcpd":
+    if same(base, "tcpd"):
+        if same(name, "tcpd"):
             diag.warning(f"{name} is recursively calling itself")
         wrap = Wrap.WRAPPED
         try:
@@ -90,7 +90,7 @@ def _entry(conf: InetConf, diag: Diagnostics, real_daemon_dir: str, protocol: st
                 diag.warning(f"{path}: file is set-uid or set-gid")
         except OSError:
             pass
-        if arg0.startswith("/") and name == _basename(arg1):
+        if arg0.startswith("/") and same(name, _basename(arg1)):
             diag.warning(f"{path} inserted before {arg0}")
         if arg0.startswith("/"):
             _check_program(arg0, diag)
@@ -99,7 +99,7 @@ def _entry(conf: InetConf, diag: Diagnostics, real_daemon_dir: str, protocol: st
             _check_program(daemon, diag, label=arg0, where=f" in {real_daemon_dir}")
     else:
         daemon = f"{real_daemon_dir}/{name}"
-        if path == daemon:
+        if same(path, daemon):
             wrap = Wrap.NOT_WRAPPED
         else:
             try:
@@ -110,7 +110,7 @@ def _entry(conf: InetConf, diag: Diagnostics, real_daemon_dir: str, protocol: st
             except OSError as e:
                 diag.warning(f"{daemon}: file lookup: {os.strerror(e.errno or 0)}")
                 wrap = Wrap.MAYBE
-    if wrap is Wrap.WRAPPED and protocol == "rpc/tcp":
+    if wrap is Wrap.WRAPPED and same(protocol, "rpc/tcp"):
         diag.warning(f"{name}: cannot wrap rpc/tcp services")
     conf.set(name, wrap)
 
@@ -122,7 +122,7 @@ def _parse_line(text: str) -> tuple[str, str, str, str] | str | None:
     service = next(words, None)
     if service is None or service.startswith("#"):
         return None
-    if service not in ("stream", "dgram"):
+    if not (same(service, "stream") or same(service, "dgram")):
         next(words, None)  # the socket type
     protocol = next(words, None) or ""
     next(words, None)  # wait / nowait
@@ -134,7 +134,7 @@ def _parse_line(text: str) -> tuple[str, str, str, str] | str | None:
         return None
     if path.startswith("?"):
         path = path[1:]
-    if path == "internal":
+    if same(path, "internal"):
         return None
     if all(c in "-0123456789" for c in path):  # an RPC version number: the path comes next
         path = next(words, None)

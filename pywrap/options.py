@@ -65,6 +65,7 @@ class OptionError(Exception):
 class OptionsResult:
     final: str | None = None       # "allow", "deny" (an error counts as deny) or "twist"; None: fell through
     aclexec_failed: bool = False
+    error: bool = False            # an option error ended processing
 
 
 class Effects:
@@ -107,6 +108,7 @@ def run_options(fields: tuple[OptionField, ...], request: Request, diag: Diagnos
     except OptionError as e:
         diag.error(str(e))
         result.final = "deny"
+        result.error = True
     return result
 
 

@@ -22,6 +22,7 @@ from pywrap.numeric import (
     scan_unsigned,
     strip_mapped,
 )
+from pywrap.request import known_name
 from pywrap.rules import PatternList
 from pywrap.text import find_unbracketed, fold, same
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from pywrap.request import Endpoint, Request
 
 UNKNOWN = "unknown"
-PARANOID = "paranoid"
 NUMERIC_CHARS = frozenset("0123456789./")
 
 
@@ -146,10 +146,6 @@ def _masked_match6(net_text: str, mask_text: str, address: str) -> bool:
     return int.from_bytes(addr, "big") & keep == int.from_bytes(net, "big") & keep
 
 
-def host_known(name: str) -> bool:
-    return not same(name, UNKNOWN) and not same(name, PARANOID)
-
-
 class Matcher:
     """Matches one request's endpoints, daemon and user against patterns. Not thread-safe; one per request."""
 
@@ -195,10 +191,10 @@ class Matcher:
         if pattern.startswith("/"):
             return self.file_list(pattern, endpoint)
         if same(pattern, "KNOWN"):
-            return not same(endpoint.address, UNKNOWN) and host_known(endpoint.name)
+            return not same(endpoint.address, UNKNOWN) and known_name(endpoint.name)
         if same(pattern, "LOCAL"):
             name = endpoint.name
-            return "." not in name and host_known(name)
+            return "." not in name and known_name(name)
         net_mask = split_unbracketed(pattern, "/")
         if net_mask is not None:
             return masked_match(net_mask[0], net_mask[1], endpoint.address)

@@ -13,9 +13,15 @@ import functools
 from collections.abc import Callable
 
 from pywrap.resolver import Address
+from pywrap.text import same
 
 UNKNOWN = "unknown"
 PARANOID = "paranoid"
+
+
+def known_name(name: str) -> bool:
+    """The reference's HOSTNAME_KNOWN: neither "unknown" nor "paranoid" (its comparisons ignore case)."""
+    return not same(name, UNKNOWN) and not same(name, PARANOID)
 
 
 class Endpoint:
@@ -41,7 +47,7 @@ class Endpoint:
     @property
     def hostinfo(self) -> str:
         """The name if something already looked it up and it is a real name, else the address (%h)."""
-        if self.name_known and self.name not in (UNKNOWN, PARANOID):
+        if self.name_known and known_name(self.name):
             return self.name
         return self.address
 
@@ -69,11 +75,11 @@ class Request:
 
     def client_info(self) -> str:
         """%c: user@host when the user is already known and real, else the host info."""
-        if self.user_known and self.user and self.user != UNKNOWN:
+        if self.user_known and self.user and not same(self.user, UNKNOWN):
             return f"{self.user}@{self.client.hostinfo}"
         return self.client.hostinfo
 
     def server_info(self) -> str:
         """%s: daemon@host unless the host info is "unknown"."""
         host = self.server.hostinfo
-        return self.daemon if host == UNKNOWN else f"{self.daemon}@{host}"
+        return self.daemon if same(host, UNKNOWN) else f"{self.daemon}@{host}"

@@ -50,8 +50,9 @@ DEFAULT_ETC = {
 
 
 def run_cases(cases: list[dict], *, etc: dict | None = None, reference: bool = True, ours: bool = True,
-              timeout: float = 600) -> list[dict]:
-    spec = {"etc": {**DEFAULT_ETC, **(etc or {})}, "cases": cases, "reference": reference, "ours": ours}
+              timeout: float = 600, case_timeout: float = 20) -> list[dict]:
+    spec = {"etc": {**DEFAULT_ETC, **(etc or {})}, "cases": cases, "reference": reference, "ours": ours,
+            "timeout": case_timeout}
     with tempfile.TemporaryDirectory(prefix="pywrap-sandbox-") as tmp:
         spec_path = os.path.join(tmp, "spec.json")
         out_path = os.path.join(tmp, "out.json")

@@ -24,7 +24,7 @@ from pywrap.diag import StreamDiagnostics
 from pywrap.expand import ExpansionTooLong, expand
 from pywrap.inetconf import Wrap, check_path, read_inetd_conf
 from pywrap.options import DryRun
-from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request
+from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request, known_name
 from pywrap.resolver import AF_INET6, Resolver, format_address, sort_addresses, unmap, verified_name
 from pywrap.text import encode, find_unbracketed, same, truncate
 
@@ -119,7 +119,7 @@ class TcpdMatch:
         return Endpoint(format_address(family, packed), 0, (family, packed), self.lookup)
 
     def server_endpoint(self, server: str) -> Endpoint:
-        if not (set(server) <= NUMERIC or server not in (UNKNOWN, PARANOID)):
+        if not (set(server) <= NUMERIC or known_name(server)):
             return Endpoint(name=server)
         addresses = self.resolve(server)
         if len(addresses) > 1:
@@ -192,6 +192,7 @@ class TcpdMatch:
             self.warn(f"{given}: daemon name normalized to: {daemon}")
         user, client = split_at_sign(operands[1]) or (UNKNOWN, operands[1])
         daemon, server, user, client = (truncate(v) for v in (daemon, server, user, client))
+        user = user or UNKNOWN  # an empty user field is "not known" to the reference
         try:
             conf = read_inetd_conf(inet_conf or settings.INETD_CONF, self.diag, settings.REAL_DAEMON_DIR,
                                    explicit=inet_conf is not None)
