@@ -61,6 +61,9 @@ def _scan(path: str, state: _Scanning) -> Scan:
     if table.data is None:
         state.diag.warning(f"cannot open {path}: {table.error}")
         return Scan.ERROR
+    if table.is_directory:
+        # silent in the reference; same verdict (an empty table), but the admin should know
+        state.diag.warning(f"{path}: is a directory, read as an empty table")
     matched: Rule | None = None
     for entry in parsed_table(table.data, path):
         with state.diag.in_context(entry.file, entry.line):
@@ -70,9 +73,13 @@ def _scan(path: str, state: _Scanning) -> Scan:
                 if entry.fatal:
                     return Scan.ERROR
                 continue
-            if state.matcher.daemon_list(entry.daemons) and state.matcher.client_list(entry.clients):
-                matched = entry
-                break
+            try:
+                if state.matcher.daemon_list(entry.daemons) and state.matcher.client_list(entry.clients):
+                    matched = entry
+                    break
+            except RuleError as e:
+                state.diag.error(str(e))  # inside the context: the message names the table and line
+                raise
     if matched is None:
         return Scan.NO_MATCH
     state.rule = matched
@@ -106,7 +113,6 @@ def decide(request: Request, diag: Diagnostics, effects: Effects, allow_path: st
 
 
 def _decide(state: _Scanning, allow_path: str, deny_path: str) -> Verdict:
-    diag = state.diag
     try:
         if _scan(allow_path, state) is Scan.MATCH:
             return _final(state, default_granted=True)
@@ -118,8 +124,7 @@ def _decide(state: _Scanning, allow_path: str, deny_path: str) -> Verdict:
         if outcome is Scan.ERROR:
             return Verdict(False, failed=True)
         return _final(state, default_granted=False)
-    except RuleError as e:
-        diag.error(str(e))
+    except RuleError:
         return Verdict(False, rule=state.rule, failed=True)
 
 

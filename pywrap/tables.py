@@ -70,16 +70,16 @@ class TableRead:
     data: bytes | None   # None: missing or unreadable
     error: str | None    # strerror text when the file exists but cannot be read; None otherwise
     missing: bool = False
+    is_directory: bool = False  # read as empty, like the reference, but worth a warning
 
 
 def read_table(path: str) -> TableRead:
     try:
         with open(path, "rb") as f:
-            try:
-                return TableRead(path, f.read(), None)
-            except IsADirectoryError:
-                # the reference opens a directory and reads no line from it: an empty table
-                return TableRead(path, b"", None)
+            return TableRead(path, f.read(), None)
+    except IsADirectoryError:
+        # the reference opens a directory and reads no line from it: an empty table
+        return TableRead(path, b"", None, is_directory=True)
     except FileNotFoundError:
         return TableRead(path, None, None, missing=True)
     except OSError as e:

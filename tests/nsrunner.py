@@ -14,16 +14,17 @@ File texts are latin-1 strings (bytes 0-255); a value of null makes a symlink th
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
+import queue
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 
 REFERENCE = "/usr/sbin/tcpdmatch"
 SYSLOG_RE = re.compile(rb"^<(\d+)>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?([^:\[]+)(?:\[\d+\])?: ?(.*)$", re.S)
@@ -57,23 +58,40 @@ def private_dev(root: str) -> socket.socket:
     log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     log.bind("/dev/log")
     os.chmod("/dev/log", 0o666)
-    log.setblocking(False)
     return log
 
 
-def drain(log: socket.socket) -> list[dict]:
-    lines = []
-    while True:
-        try:
-            data = log.recv(65536)
-        except BlockingIOError:
-            return lines
-        m = SYSLOG_RE.match(data)
-        if m is None:
-            lines.append({"pri": -1, "ident": "", "text": data.decode("latin-1")})
-        else:
-            lines.append({"pri": int(m.group(1)), "ident": m.group(2).decode("latin-1"),
-                          "text": m.group(3).decode("latin-1").rstrip("\n")})
+class SyslogCollector:
+    """Reads /dev/log on a thread, so a program that logs a lot never blocks on a full socket queue
+    (a Unix datagram socket holds only a few messages), and hands out what arrived up to now."""
+
+    SENTINEL = b"<0>nsrunner: -- end of case --"
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.queue: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            self.queue.put(self.sock.recv(65536))
+
+    def collect(self) -> list[dict]:
+        """Everything logged since the last call (a sentinel marks the end: datagrams keep their order)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
+            client.sendto(self.SENTINEL, "/dev/log")
+        lines = []
+        while (data := self.queue.get(timeout=30)) != self.SENTINEL:
+            lines.append(parse_syslog(data))
+        return lines
+
+
+def parse_syslog(data: bytes) -> dict:
+    m = SYSLOG_RE.match(data)
+    if m is None:
+        return {"pri": -1, "ident": "", "text": data.decode("latin-1")}
+    return {"pri": int(m.group(1)), "ident": m.group(2).decode("latin-1"),
+            "text": m.group(3).decode("latin-1").rstrip("\n")}
 
 
 def write_case_files(directory: str, files: dict[str, str | None], modes: dict[str, int]) -> None:
@@ -92,14 +110,31 @@ def write_case_files(directory: str, files: dict[str, str | None], modes: dict[s
         os.chmod(os.path.join(directory, name), mode)
 
 
-def run_reference(directory: str, args: list[str], log: socket.socket, timeout: float) -> dict:
+def run_program(command: list[str], directory: str, args: list[str], timeout: float,
+                user: str | None = None) -> tuple:
     try:
-        proc = subprocess.run([REFERENCE.encode(), *(a.encode("latin-1") for a in args)], cwd=directory, capture_output=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+        proc = subprocess.run([c.encode() for c in command] + [a.encode("latin-1") for a in args],
+                              cwd=directory, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                              user=user)
+        return proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as e:
-        rc, out, err = "timeout", e.stdout or b"", e.stderr or b""
-    return {"rc": rc, "stdout": out.decode("latin-1"), "stderr": err.decode("latin-1"), "log": drain(log)}
+        return "timeout", e.stdout or b"", e.stderr or b""
+
+
+def run_reference(directory: str, args: list[str], log: SyslogCollector, timeout: float,
+                  user: str | None = None) -> dict:
+    rc, out, err = run_program([REFERENCE], directory, args, timeout, user)
+    return {"rc": rc, "stdout": out.decode("latin-1"), "stderr": err.decode("latin-1"), "log": log.collect()}
+
+
+def run_ours_as(directory: str, args: list[str], timeout: float, user: str) -> dict:
+    """Ours in a child process running as `user` (cases about permissions)."""
+    command = [sys.executable, "-c", OURS_AS_PROGRAM]
+    rc, out, err = run_program(command, directory, args, timeout, user)
+    return {"rc": rc, "stdout": out.decode("latin-1"), "stderr": err.decode("latin-1")}
+
+
+OURS_AS_PROGRAM = "import sys; from pywrap.cli.tcpdmatch import main; sys.argv[0] = 'tcpdmatch'; sys.exit(main())"
 
 
 def run_ours(directory: str, args: list[str]) -> dict:
@@ -122,7 +157,7 @@ def main(spec_path: str, out_path: str) -> int:
         spec = json.load(f)
     root = tempfile.mkdtemp(prefix="pywrap-ns-")
     private_etc(root, spec.get("etc", {}))
-    log = private_dev(root)
+    log = SyslogCollector(private_dev(root))
     results = []
     for n, case in enumerate(spec["cases"]):
         directory = os.path.join(root, f"case{n}")
@@ -132,13 +167,16 @@ def main(spec_path: str, out_path: str) -> int:
         if not case.get("raw_args"):
             args = ["-d", *args]
         result: dict = {"dir": directory}
+        user = case.get("user")
+        if user:
+            os.chmod(root, 0o755)
+            os.chmod(directory, 0o755)
+        timeout = spec.get("timeout", 20)
         if spec.get("reference", True):
-            drain(log)
-            result["reference"] = run_reference(directory, args, log, spec.get("timeout", 20))
+            result["reference"] = run_reference(directory, args, log, timeout, user)
         if spec.get("ours", True):
-            with contextlib.suppress(Exception):
-                drain(log)
-            result["ours"] = run_ours(directory, args)
+            log.collect()  # ours logs nothing to syslog; keep the next case's log clean all the same
+            result["ours"] = run_ours_as(directory, args, timeout, user) if user else run_ours(directory, args)
         results.append(result)
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(results, f)
