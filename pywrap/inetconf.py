@@ -159,6 +159,8 @@ def read_inetd_conf(path: str | None, diag: Diagnostics, real_daemon_dir: str,
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except IsADirectoryError:
+        data = b""  # the reference opens a directory and reads nothing from it
     except OSError:
         if explicit:
             raise

@@ -34,8 +34,14 @@ def differences(result: dict, compare_logs: bool = True) -> list[str]:
     if ref["rc"] != ours["rc"]:
         problems.append(f"exit status differs: reference {ref['rc']!r}, ours {ours['rc']!r}")
     if compare_logs:
+        ours_all = without_extras(our_diagnostics(ours))
+        # lines the reference prints on stderr itself (not through syslog): compared apart, in order
+        want_direct = [line.replace("/usr/sbin/tcpdmatch", "tcpdmatch") for line in ref["stderr"].splitlines()]
+        got_direct = [text for kind, text in ours_all if kind == "other"]
+        if want_direct != got_direct:
+            problems.append(f"stderr differs:\n  reference: {want_direct}\n  ours:      {got_direct}")
         want = normalise(reference_diagnostics(ref))
-        got = normalise(without_extras(our_diagnostics(ours)))
+        got = normalise([entry for entry in ours_all if entry[0] != "other"])
         if want != got:
             problems.append(f"diagnostics differ:\n  reference: {want}\n  ours:      {got}")
     return problems

@@ -92,6 +92,8 @@ def our_diagnostics(result: dict) -> list[tuple[str, str]]:
             found.append(("matched", prefix.rstrip(": ")))
         elif kind == "option":
             found.append(("option", text))
+        elif kind == "other":
+            found.append(("other", text))
         else:
             found.append(("log", f"{kind}: {prefix}{text}"))
     return found

@@ -191,8 +191,6 @@ class TcpdMatch:
             given, daemon = daemon, daemon.rsplit("/", 1)[-1]
             self.warn(f"{given}: daemon name normalized to: {daemon}")
         user, client = split_at_sign(operands[1]) or (UNKNOWN, operands[1])
-        daemon, server, user, client = (truncate(v) for v in (daemon, server, user, client))
-        user = user or UNKNOWN  # an empty user field is "not known" to the reference
         try:
             conf = read_inetd_conf(inet_conf or settings.INETD_CONF, self.diag, settings.REAL_DAEMON_DIR,
                                    explicit=inet_conf is not None)
@@ -206,6 +204,9 @@ class TcpdMatch:
         elif status is Wrap.NOT_WRAPPED:
             self.warn(f"{daemon}: service possibly not wrapped")
         self.check_tables(allow, deny)
+        # the request keeps 127 bytes of each value (the inetd.conf check above saw the whole daemon name)
+        daemon, server, user, client = (truncate(v) for v in (daemon, server, user, client))
+        user = user or UNKNOWN  # an empty user field is "not known" to the reference
         server_endpoint = self.server_endpoint(server)
         first = True
         for client_endpoint in self.client_endpoints(client):
