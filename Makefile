@@ -47,7 +47,7 @@ venv: $(VENV_PY)
 
 test: apt-deps venv
 	$(VENV_PY) -m ruff check pywrap tests
-	$(VENV_PY) -m pytest
+	$(VENV_PY) -m pytest -q
 
 lint: venv
 	$(VENV_PY) -m ruff check pywrap tests
