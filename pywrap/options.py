@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pywrap.diag import Diagnostics
-from pywrap.expand import expand
+from pywrap.expand import ExpansionTooLong, expand
 from pywrap.numeric import scan_int, scan_octal
 from pywrap.request import Request
 from pywrap.rules import OptionField
@@ -105,6 +105,9 @@ def run_options(fields: tuple[OptionField, ...], request: Request, diag: Diagnos
                 return result
             if not _apply(keyword, value, request, effects):
                 result.aclexec_failed = True
+    except ExpansionTooLong as e:
+        diag.warning(str(e))  # the reference's words and level; the caller stops (no verdict)
+        raise
     except OptionError as e:
         diag.error(str(e))
         result.final = "deny"

@@ -129,3 +129,30 @@ def test_usage_errors(args):
     assert ref["rc"] == 1 and ours["rc"] == 2  # ours tells usage errors apart (README, differences)
     assert ref["stdout"] == ours["stdout"] == ""
     assert ref["stderr"].replace("/usr/sbin/tcpdmatch", "tcpdmatch") == ours["stderr"]
+
+
+def test_user_option_is_checked_but_never_run():
+    """Debian's tcpdmatch really calls setgid/setuid for `user` (and fails as root: "denied"); ours only
+    checks that the user exists, so the tool keeps its own ids (README, differences)."""
+    cases = [{"files": {"hosts.allow": "sshd: ALL: user nobody\n"}, "args": ["sshd", "10.0.0.1"]},
+             {"files": {"hosts.allow": "sshd: ALL: user nosuchuser\n"}, "args": ["sshd", "10.0.0.1"]},
+             {"files": {"hosts.allow": "sshd: ALL: group nosuchgroup\n"}, "args": ["sshd", "10.0.0.1"]}]
+    nobody, missing_user, missing_group = run_cases(cases)
+    assert verdicts(nobody["reference"]["stdout"]) == ["denied"]
+    assert any("setgid(nobody): Operation not permitted" in e["text"] for e in nobody["reference"]["log"])
+    assert verdicts(nobody["ours"]["stdout"]) == ["granted"]
+    assert "hosts.allow, line 1: option: user nobody" in nobody["ours"]["stderr"]
+    for result, text in ((missing_user, 'unknown user: "nosuchuser"'), (missing_group, 'unknown group: "nosuchgroup"')):
+        assert differences(result) == []
+        assert f"hosts.allow, line 1: error: {text}" in result["ours"]["stderr"]
+
+
+def test_expansion_overflow_stops_without_a_verdict():
+    """Both print no access line; Debian sleeps 5 s and exits 0, ours exits 1 at once (README, differences)."""
+    cases = [{"files": {"hosts.allow": "sshd: ALL: spawn " + "%n" * 600 + "\n"}, "args": ["sshd", "multi.example.com"]}]
+    (result,) = run_cases(cases)
+    assert result["reference"]["rc"] == 0 and result["ours"]["rc"] == 1
+    assert "access:" not in result["ours"]["stdout"]
+    assert differences(result) == ["exit status differs: reference 0, ours 1"]
+    assert "hosts.allow, line 1: warning: percent_x: expansion too long: multi.example.commulti.example..." \
+        in result["ours"]["stderr"]
