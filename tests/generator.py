@@ -66,9 +66,11 @@ def _plist(rng: random.Random, atoms: list[str], max_len: int = 3) -> str:
     return sep.join(parts)
 
 
-def _rule(rng: random.Random) -> str:
-    daemons = _plist(rng, DAEMONS, 2)
-    clients = _plist(rng, CLIENT_ATOMS, 4)
+def _rule(rng: random.Random, query: list[str]) -> str:
+    # a third of the atoms name the query itself, so that many rules match and options run
+    daemon, client = query[0].partition("@")[0], query[1].rpartition("@")[2]
+    daemons = _plist(rng, DAEMONS + [daemon] * 12 + ["ALL"] * 4, 2)
+    clients = _plist(rng, CLIENT_ATOMS + [client] * 20 + ["ALL"] * 6, 4)
     roll = rng.random()
     if roll < 0.55:
         line = f"{daemons}: {clients}"
@@ -83,7 +85,7 @@ def _rule(rng: random.Random) -> str:
     return line
 
 
-def _table(rng: random.Random) -> str | None:
+def _table(rng: random.Random, query: list[str]) -> str | None:
     if rng.random() < 0.1:
         return None
     lines = []
@@ -94,7 +96,7 @@ def _table(rng: random.Random) -> str | None:
         elif roll < 0.12:
             lines.append(rng.choice(["", "   ", "\t"]))
         else:
-            lines.append(_rule(rng))
+            lines.append(_rule(rng, query))
     ending = "\r\n" if rng.random() < 0.05 else "\n"
     text = ending.join(lines) + (ending if lines else "")
     if text and rng.random() < 0.03:
@@ -109,10 +111,10 @@ def generate(seed: int, count: int) -> list[dict]:
     cases = []
     for _ in range(count):
         files: dict[str, str] = dict(SUPPORT_FILES)
+        args = [rng.choice(QUERY_DAEMONS), rng.choice(USERS) + rng.choice(CLIENTS)]
         for name in ("hosts.allow", "hosts.deny"):
-            text = _table(rng)
+            text = _table(rng, args)
             if text is not None:
                 files[name] = text
-        args = [rng.choice(QUERY_DAEMONS), rng.choice(USERS) + rng.choice(CLIENTS)]
         cases.append({"files": files, "args": args})
     return cases
