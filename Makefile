@@ -16,7 +16,9 @@ PYTHON          ?= /usr/bin/python3
 
 LIBDIR  := $(PREFIX)/lib/pywrap
 SBINDIR := $(PREFIX)/sbin
+MANDIR  := $(PREFIX)/share/man
 PROGRAMS := tcpdmatch
+MAN8     := tcpdmatch.8
 
 # The development venv is made from the interpreter's real path (never a pyenv shell shim).
 VENV        := .venv
@@ -67,6 +69,7 @@ install: venv
 	  $(VENV_PY) tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
 	done
 	chmod -R u+rwX,go+rX,go-w "$(DESTDIR)$(LIBDIR)"
+	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
 
 demo:
 	@echo "make demo arrives with tcpd itself (issue 3); until then see README: make install + tcpdmatch."

@@ -43,22 +43,23 @@ def test_atoi_is_libcs(text):
     assert atoi(text) == LIBC.atoi(text.encode())
 
 
+def sscanf_whole(text: str, conversion: bytes) -> int | None:
+    """libc's sscanf(text, "<conversion>%n") when it converts and uses the whole text, else None."""
+    value, used = ctypes.c_uint(), ctypes.c_int(-1)
+    got = LIBC.sscanf(text.encode(), conversion + b"%n", ctypes.byref(value), ctypes.byref(used))
+    return value.value if got == 1 and used.value == len(text.encode()) else None
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="0123456789 +-x\t", max_size=25))
 def test_scan_unsigned_is_sscanf(text):
-    value, used = ctypes.c_uint(), ctypes.c_int(-1)
-    got = LIBC.sscanf(text.encode(), b"%u%n", ctypes.byref(value), ctypes.byref(used))
-    want = value.value if got == 1 and used.value == len(text.encode()) else None
-    assert scan_unsigned(text) == want
+    assert scan_unsigned(text) == sscanf_whole(text, b"%u")
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="0123456789 +-", max_size=25))
 def test_scan_octal_is_sscanf(text):
-    value, used = ctypes.c_uint(), ctypes.c_int(-1)
-    got = LIBC.sscanf(text.encode(), b"%o%n", ctypes.byref(value), ctypes.byref(used))
-    want = value.value if got == 1 and used.value == len(text.encode()) else None
-    assert scan_octal(text) == want
+    assert scan_octal(text) == sscanf_whole(text, b"%o")
 
 
 def test_dot_quad_needs_four_runs_and_cannot_say_all_ones():

@@ -46,6 +46,7 @@ def test_layout_and_baked_settings(prefix):
     assert "REAL_DAEMON_DIR = '/usr/sbin'" in baked
     for sub in ("pyparsing", "dns", "pywrap"):
         assert os.path.isdir(os.path.join(prefix, "lib", "pywrap", sub))
+    assert os.path.isfile(os.path.join(prefix, "share", "man", "man8", "tcpdmatch.8"))
 
 
 @pytest.mark.parametrize("client", QUERIES)
