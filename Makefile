@@ -13,6 +13,10 @@ DESTDIR         ?=
 # The interpreter the installed programs run. It must be readable by every user (services run as nobody),
 # so the default is the system's, not one under /root.
 PYTHON          ?= /usr/bin/python3
+# Seconds tcpd pauses after a refusal before it exits (the reference's 5).
+REFUSE_PAUSE    ?= 5
+CC              ?= cc
+CFLAGS          ?= -O2 -Wall -Wextra
 
 LIBDIR  := $(PREFIX)/lib/pywrap
 SBINDIR := $(PREFIX)/sbin
@@ -25,9 +29,18 @@ VENV        := .venv
 VENV_PY     := $(VENV)/bin/python
 APT_PACKAGES := tcpd openbsd-inetd dnsmasq socat oidentd python3-venv man-db groff-base
 
-.PHONY: all test apt-deps venv install lint demo clean
+.PHONY: all test apt-deps venv install lint demo clean launcher
 
-all: venv
+all: venv launcher
+
+# The native tcpd launcher, with the interpreter and library paths of this PREFIX compiled in.
+LAUNCHER := build/tcpd
+launcher: $(LAUNCHER)
+$(LAUNCHER): launcher/tcpd.c FORCE
+	@mkdir -p build
+	@case "$(PYTHON)$(LIBDIR)" in *[\\\'\"]*) echo "PYTHON and PREFIX must not contain quotes or backslashes"; exit 1;; esac
+	$(CC) $(CFLAGS) -DPYTHON='"$(PYTHON)"' -DLIBDIR='"$(LIBDIR)"' -o $@ launcher/tcpd.c
+FORCE:
 
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -57,18 +70,20 @@ lint: venv
 # A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
 # and small programs that run $(PYTHON) in isolated mode (-I: no PYTHON* variables, no cwd or user site;
 # -S: no site-packages), so they work from any directory with an empty environment.
-install: venv
+install: venv $(LAUNCHER)
 	rm -rf "$(DESTDIR)$(LIBDIR)"
 	mkdir -p "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(SBINDIR)"
 	$(VENV_PY) -m pip install -q --no-compile --target "$(DESTDIR)$(LIBDIR)" .
 	rm -rf "$(DESTDIR)$(LIBDIR)/bin"
 	$(VENV_PY) tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
-	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)"
+	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)" \
+	  REFUSE_PAUSE="$(REFUSE_PAUSE)"
 	"$(PYTHON)" -m compileall -q "$(DESTDIR)$(LIBDIR)"
 	for p in $(PROGRAMS); do \
 	  $(VENV_PY) tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
 	done
 	chmod -R u+rwX,go+rX,go-w "$(DESTDIR)$(LIBDIR)"
+	install -m 755 $(LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd"
 	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
 
 demo:
@@ -76,4 +91,4 @@ demo:
 	@exit 1
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-prefix

@@ -33,7 +33,7 @@ class Verdict:
     granted: bool
     delegated: bool = False          # a `twist` option took over
     rule: Rule | None = None         # the rule that decided, if any
-    failed: bool = False             # denied because something could not be evaluated
+    failed: bool = False             # denied because a rule could not be evaluated at all (fail closed)
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _decide(state: _Scanning, allow_path: str, deny_path: str) -> Verdict:
         if outcome is Scan.NO_MATCH:
             return Verdict(True)
         if outcome is Scan.ERROR:
-            return Verdict(False, failed=True)
+            return Verdict(False)  # an unreadable or malformed hosts.deny denies: the rules' own verdict
         return _final(state, default_granted=False)
     except RuleError:
         return Verdict(False, rule=state.rule, failed=True)

@@ -14,6 +14,8 @@ RFC931_TIMEOUT = 10          # seconds, default of the `rfc931` option and of us
 STRING_LENGTH = 128          # the reference keeps host, user and daemon strings in 128-byte buffers
 TABLE_LINE_BUFFER = 2048     # a logical rule line is assembled in this many bytes (2046 + newline + NUL)
 MAX_FILE_LIST_DEPTH = 32     # nesting of /file lists; the reference recurses until it crashes
+REFUSE_PAUSE = 5             # seconds tcpd waits before exiting after a refusal (keeps inetd from respawning
+                             # at full speed for a hostile client), as the reference does
 
 try:  # values baked in by `make install`
     from pywrap._build import *  # noqa: F403

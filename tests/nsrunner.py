@@ -76,6 +76,17 @@ class SyslogCollector:
         while True:
             self.queue.put(self.sock.recv(65536))
 
+    def collect_now(self) -> list[dict]:
+        """What has arrived so far, without waiting."""
+        lines = []
+        while True:
+            try:
+                data = self.queue.get_nowait()
+            except queue.Empty:
+                return lines
+            if data != self.SENTINEL:
+                lines.append(parse_syslog(data))
+
     def collect(self) -> list[dict]:
         """Everything logged since the last call (a sentinel marks the end: datagrams keep their order)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:

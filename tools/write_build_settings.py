@@ -5,7 +5,8 @@ Usage: write_build_settings.py OUTFILE NAME=VALUE ...   (values are strings; nam
 
 import sys
 
-KNOWN = {"REAL_DAEMON_DIR", "HOSTS_ALLOW", "HOSTS_DENY"}
+PATHS = {"REAL_DAEMON_DIR", "HOSTS_ALLOW", "HOSTS_DENY"}
+NUMBERS = {"REFUSE_PAUSE", "RFC931_TIMEOUT"}
 
 
 def main(argv: list[str]) -> int:
@@ -13,13 +14,13 @@ def main(argv: list[str]) -> int:
     lines = ['"""Settings baked in by make install; overrides pywrap.settings defaults."""', ""]
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or name not in KNOWN:
-            print(f"unknown setting: {pair!r}", file=sys.stderr)
+        if sep and name in NUMBERS and value.isdigit():
+            lines.append(f"{name} = {int(value)}")
+        elif sep and name in PATHS and value.startswith("/") and "'" not in value:
+            lines.append(f"{name} = {value!r}")
+        else:
+            print(f"bad setting: {pair!r} (paths must be absolute, numbers whole)", file=sys.stderr)
             return 2
-        if not value.startswith("/"):
-            print(f"{name} must be an absolute path: {value!r}", file=sys.stderr)
-            return 2
-        lines.append(f"{name} = {value!r}")
     with open(out, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return 0

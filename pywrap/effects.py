@@ -1,0 +1,147 @@
+"""What hosts_options do in tcpd itself: processes, privileges, the environment, the client's socket.
+
+Contract: `TcpdEffects` implements `pywrap.options.Effects` for a real connection. Differences from Debian's
+tcpd, on purpose (README, differences table): `spawn` and `aclexec` run with stdin, stdout and stderr on
+/dev/null (Debian's aclexec hands them the client's socket), and `user` / `group` really drop privileges
+(setgroups or initgroups, then setgid, then setuid, each checked), where Debian's only checks the names.
+Everything else is as the reference does it (../shared/spec/options.md §2).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+from collections.abc import Callable
+
+from pywrap.banners import banner_bytes
+from pywrap.diag import Diagnostics
+from pywrap.log import LOG_WARNING, SyslogClient
+from pywrap.options import Effects, OptionError
+from pywrap.request import Request
+from pywrap.text import encode
+
+SHELL = "/bin/sh"
+
+
+def run_shell(command: str) -> tuple[int, int]:
+    """fork + `/bin/sh -c command` with stdio on /dev/null and SIGHUP ignored; wait. -> (pid, wait status)"""
+    pid = os.fork()
+    if pid == 0:  # child: never return into tcpd's own code
+        try:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execv(SHELL, [b"sh", b"-c", encode(command)])
+        finally:
+            os._exit(0)  # the reference's child exits 0 when it cannot run the shell
+    _, status = os.waitpid(pid, 0)
+    return pid, status
+
+
+class TcpdEffects(Effects):
+    def __init__(self, request: Request, diag: Diagnostics, log: SyslogClient, sock: socket.socket | None,
+                 refuse: Callable[[], None]) -> None:
+        self.request = request
+        self.diag = diag
+        self.log = log
+        self.sock = sock
+        self.refuse = refuse            # the exit path, for a twist that cannot run
+        self.allow_severity: int | None = None
+        self.deny_severity: int | None = None
+        self.ident_timeout: int | None = None
+        self.lookup_user: Callable[[], str] | None = None
+
+    def spawn(self, command: str) -> None:
+        run_shell(command)
+
+    def aclexec(self, command: str) -> bool:
+        pid, status = run_shell(command)
+        if os.WIFSIGNALED(status):
+            self.diag.warning(f"process {pid} exited with signal {os.WTERMSIG(status)}")
+            return False
+        return os.WEXITSTATUS(status) == 0
+
+    def twist(self, command: str) -> None:
+        self.log.log(self.deny_severity or LOG_WARNING, f"twist {self.request.client_info()} to {command}")
+        try:
+            os.dup2(0, 1)
+            os.dup2(0, 2)
+        except OSError as e:
+            self.diag.warning(f"twist_option: dup: {os.strerror(e.errno or 0)}")
+            self.refuse()
+        self.log.close()
+        try:
+            os.execv(SHELL, [b"sh", b"-c", encode(command)])
+        except OSError as e:
+            self.diag.warning(f"twist_option: {SHELL}: {os.strerror(e.errno or 0)}")
+            self.refuse()
+
+    def severity(self, facility: int | None, level: int) -> None:
+        value = level if facility is None else (facility << 3) | level
+        self.allow_severity = self.deny_severity = value
+
+    def rfc931(self, timeout: int | None) -> None:
+        if timeout is not None:
+            self.ident_timeout = timeout
+        _ = self.request.user  # look the user up now, as the reference does
+
+    def banners(self, directory: str, request: Request) -> None:
+        data = banner_bytes(directory, request, self.diag.warning)
+        while data:
+            try:
+                data = data[os.write(0, data):]
+            except OSError:
+                return
+
+    def nice(self, increment: int) -> None:
+        try:
+            os.nice(increment)
+        except OSError as e:
+            self.diag.warning(f"nice({increment}): {os.strerror(e.errno or 0)}")
+
+    def setenv(self, name: str, value: str) -> None:
+        os.environb[encode(name)] = encode(value)
+
+    def umask(self, mask: int) -> None:
+        os.umask(mask)
+
+    def group(self, gid: int, name: str) -> None:
+        _checked(f"setgroups({name})", os.setgroups, [])
+        _checked(f"setgid({name})", os.setgid, gid)
+
+    def user(self, uid: int, gid: int | None, name: str) -> None:
+        if gid is None:  # no .group: the user's own group and supplementary groups
+            import pwd
+
+            primary = pwd.getpwuid(uid).pw_gid
+            _checked(f"initgroups({name})", os.initgroups, name, primary)
+            _checked(f"setgid({name})", os.setgid, primary)
+        else:
+            _checked(f"setgroups({name})", os.setgroups, [])
+            _checked(f"setgid({name})", os.setgid, gid)
+        _checked(f"setuid({name})", os.setuid, uid)
+
+    def keepalive(self) -> None:
+        try:
+            if self.sock is not None:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        except OSError as e:
+            self.diag.warning(f"setsockopt SO_KEEPALIVE: {os.strerror(e.errno or 0)}")
+
+    def linger(self, seconds: int) -> None:
+        try:
+            if self.sock is not None:
+                value = struct.pack("ii", seconds != 0, seconds)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, value)
+        except OSError as e:
+            self.diag.warning(f"setsockopt SO_LINGER {seconds}: {os.strerror(e.errno or 0)}")
+
+
+def _checked(what: str, call, *args) -> None:
+    try:
+        call(*args)
+    except OSError as e:
+        raise OptionError(f"{what}: {os.strerror(e.errno or 0)}") from None

@@ -1,0 +1,150 @@
+"""tcpd end to end: a real openbsd-inetd runs Debian's tcpd and ours with the same inetd.conf line, the same
+rule files and the same probe daemon; clients connect over loopback from 127.0.0.x; syslog comes from a
+private /dev/log. What the client saw, what the daemon saw and every syslog line must agree, except where the
+README's differences table says we do better (each such case asserts both sides).
+"""
+
+from __future__ import annotations
+
+import pwd
+
+import pytest
+from tcpd_sandbox import install_ours, log_lines, report, run_scenarios
+
+TCP = "127.0.0.1:{port} stream tcp nowait root {tcpd} showargs a b\n"
+UDP = "127.0.0.1:{port} dgram udp wait root {tcpd} showargs\n"
+LOCAL, OTHER = {"source": "127.0.0.1"}, {"source": "127.0.0.2"}
+
+SCENARIOS = {
+    "advanced install": {"hosts.deny": "ALL: 127.0.0.2\n", "conf": TCP, "connections": [LOCAL, OTHER]},
+    "absolute path in argv[0]": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} /usr/sbin/showargs x\n",
+                                 "hosts.deny": "showargs: 127.0.0.2\n", "connections": [LOCAL, OTHER]},
+    "easy install": {"copies": {"/D/showargs": "{tcpd}"}, "hosts.deny": "ALL: 127.0.0.2\n",
+                     "conf": "127.0.0.1:{port} stream tcp nowait root {dir}/showargs showargs e\n",
+                     "connections": [LOCAL, OTHER]},
+    "udp": {"hosts.deny": "ALL: 127.0.0.2\n", "conf": UDP,
+            "connections": [{"udp": True, "send": "hello", **LOCAL}, {"udp": True, "send": "hi", **OTHER}]},
+    "twist": {"hosts.allow": "showargs: 127.0.0.1: twist echo twisted %a %d; umask; id -u\n", "conf": TCP,
+              "connections": [LOCAL]},
+    "spawn": {"hosts.allow": "showargs: ALL: spawn echo %a %A %c %d %h %n %s %u >> /D/spawned\n", "conf": TCP,
+              "connections": [LOCAL], "read": ["spawned"]},
+    "banners": {"hosts.allow": "showargs: ALL: banners /D/banners\n", "conf": TCP, "connections": [LOCAL],
+                "files": {"banners/showargs": "hello %a from %d [x]\nunbalanced [ line\nend\n"}},
+    "setenv umask nice": {"hosts.allow": "showargs: ALL: setenv FOO  bar baz  : umask 077 : nice 7\n",
+                          "conf": TCP, "connections": [LOCAL]},
+    "severity": {"hosts.allow": "showargs: 127.0.0.1: severity local0.notice\n",
+                 "hosts.deny": "ALL: ALL: severity crit\n", "conf": TCP, "connections": [LOCAL, OTHER]},
+    "allow option in hosts.deny": {"hosts.deny": "showargs: ALL: allow\n", "conf": TCP, "connections": [LOCAL]},
+    "aclexec falls through": {"hosts.allow": "showargs: ALL: aclexec exit 3\nshowargs: ALL\n",
+                              "hosts.deny": "showargs: 127.0.0.1\n", "conf": TCP, "connections": [LOCAL]},
+    "aclexec success in hosts.deny": {"hosts.deny": "showargs: ALL: aclexec exit 0\n", "conf": TCP,
+                                      "connections": [LOCAL]},
+    "aclexec stale flag": {"hosts.allow": "showargs: ALL: aclexec exit 1\n",
+                           "hosts.deny": "showargs: ALL: spawn true\n", "conf": TCP, "connections": [LOCAL]},
+    "broken rule file": {"hosts.allow": "showargs: ALL: bogus\n", "conf": TCP, "connections": [LOCAL]},
+    "hosts.deny too long": {"hosts.deny": "#" + "x" * 3000 + "\n", "conf": TCP, "connections": [LOCAL]},
+    "missing daemon": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} nonexistent-daemon-xyz\n",
+                       "connections": [LOCAL]},
+    "name lookup": {"hosts.allow": "showargs: localhost\n", "hosts.deny": "ALL: ALL\n", "conf": TCP,
+                    "connections": [LOCAL, OTHER]},
+    "port and server patterns": {"hosts.allow": "{port}: 127.0.0.2\nshowargs@127.0.0.1: 127.0.0.1\n",
+                                 "hosts.deny": "ALL: ALL\n", "conf": TCP, "connections": [LOCAL, OTHER]},
+}
+OURS_ONLY = {
+    "tcpd as argv[0]": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} tcpd /usr/sbin/showargs y\n",
+                        "connections": [LOCAL], "variants": ["ours"]},
+    "never execs itself": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} {tcpd}\n",
+                           "connections": [LOCAL], "variants": ["ours"]},
+    "user drops privileges": {"hosts.allow": "showargs: ALL: user nobody\n", "conf": TCP, "connections": [LOCAL]},
+    "user.group": {"hosts.allow": "showargs: ALL: user nobody.nogroup\n", "conf": TCP, "connections": [LOCAL]},
+    "aclexec output stays off the socket": {"hosts.allow": "showargs: ALL: aclexec echo leaked; exit 1\n",
+                                            "hosts.deny": "ALL: ALL\n", "conf": TCP, "connections": [LOCAL]},
+}
+ALL = {**SCENARIOS, **OURS_ONLY}
+
+
+@pytest.fixture(scope="module")
+def results():
+    prefix = install_ours()
+    return dict(zip(ALL, run_scenarios(prefix, list(ALL.values())), strict=True))
+
+
+def clients(variant: dict) -> list[str]:
+    return [c.get("received") for c in variant["clients"]]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_same_as_debian(name, results):
+    result = results[name]
+    ref, ours = result["reference"], result["ours"]
+    assert log_lines(ours) == log_lines(ref)
+    assert [report(c) for c in ours["clients"]] == [report(c) for c in ref["clients"]]
+    assert clients(ours) == clients(ref)
+    assert ours["files"] == ref["files"]
+
+
+def test_grant_and_refusal_lines(results):
+    ref = results["advanced install"]["reference"]
+    assert log_lines(ref) == [(30, "showargs", "connect from 127.0.0.1 (127.0.0.1)"),
+                              (28, "showargs", "refused connect from 127.0.0.2 (127.0.0.2)")]
+    assert report(ref["clients"][0])["argv"] == ["showargs", "a", "b"]
+    assert ref["clients"][1]["received"] == ""  # a refused client gets not one byte
+    assert report(results["absolute path in argv[0]"]["ours"]["clients"][0])["argv"] == ["showargs", "x"]
+    assert report(results["easy install"]["ours"]["clients"][0])["argv"] == ["showargs", "e"]
+
+
+def test_udp_datagram_reaches_daemon_and_refused_one_is_consumed(results):
+    granted, refused = results["udp"]["ours"]["clients"]
+    assert report(granted)["datagram"] == "hello"
+    assert refused["received"] == "" and refused["queue"] == 0
+
+
+def test_options_did_what_they_say(results):
+    twisted = results["twist"]["ours"]
+    assert twisted["clients"][0]["received"] == "twisted 127.0.0.1 showargs\n0022\n0\n"
+    assert log_lines(twisted) == [(28, "showargs", "twist 127.0.0.1 to echo twisted 127.0.0.1 showargs; umask; id -u")]
+    assert results["spawn"]["ours"]["files"]["spawned"] == \
+        "127.0.0.1 127.0.0.1 127.0.0.1 showargs 127.0.0.1 localhost showargs@127.0.0.1 unknown\n"
+    banner = results["banners"]["ours"]["clients"][0]["received"]
+    assert banner.startswith("hello 127.0.0.1 from showargs [x]\r\nunbalanced [ line\nend\r\n{")
+    env = report(results["setenv umask nice"]["ours"]["clients"][0])
+    assert (env["FOO"], env["umask"], env["nice"]) == ("bar baz", "0o77", 7)
+    assert [line[0] for line in log_lines(results["severity"]["ours"])] == [133, 26]
+
+
+def test_rule_errors_refuse_without_a_byte_to_the_client(results):
+    ours = results["broken rule file"]["ours"]
+    assert ours["clients"][0]["received"] == ""
+    assert log_lines(ours) == [(27, "showargs", 'error: /etc/hosts.allow, line 1: bad option name: "bogus"'),
+                               (28, "showargs", "refused connect from 127.0.0.1 (127.0.0.1)")]
+
+
+def test_tcpd_as_argv0_takes_the_daemon_from_argv1(results):
+    ours = results["tcpd as argv[0]"]["ours"]
+    assert report(ours["clients"][0])["argv"] == ["showargs", "y"]
+    assert log_lines(ours) == [(30, "showargs", "connect from 127.0.0.1 (127.0.0.1)")]
+
+
+def test_never_execs_itself(results):
+    ours = results["never execs itself"]["ours"]
+    assert ours["clients"][0]["received"] == ""
+    (line,) = log_lines(ours)
+    assert line[0] == 27 and "is this tcpd itself; refusing to run it" in line[2]
+
+
+def test_user_option_really_drops_privileges(results):
+    nobody = pwd.getpwnam("nobody")
+    ref = report(results["user drops privileges"]["reference"]["clients"][0])
+    ours = report(results["user drops privileges"]["ours"]["clients"][0])
+    assert ref["uid"] == 0  # Debian only checks the name
+    assert (ours["uid"], ours["gid"]) == (nobody.pw_uid, nobody.pw_gid)
+    assert 0 not in ours["groups"]
+    grouped = report(results["user.group"]["ours"]["clients"][0])
+    assert (grouped["uid"], grouped["gid"], grouped["groups"]) == (nobody.pw_uid, 65534, [])
+
+
+def test_aclexec_output_never_reaches_the_client(results):
+    ref = results["aclexec output stays off the socket"]["reference"]["clients"][0]["received"]
+    ours = results["aclexec output stays off the socket"]["ours"]["clients"][0]["received"]
+    assert ref.startswith("leaked")  # Debian hands aclexec the client's socket
+    assert ours == ""
