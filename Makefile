@@ -86,9 +86,12 @@ install: venv $(LAUNCHER)
 	install -m 755 $(LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd"
 	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
 
-demo:
-	@echo "make demo arrives with tcpd itself (issue 3); until then see README: make install + tcpdmatch."
-	@exit 1
+# Install into ./demo-prefix and show tcpd working under a real inetd on loopback (tools/demo.py).
+DEMO := $(CURDIR)/demo-prefix
+demo: apt-deps venv
+	$(MAKE) --no-print-directory install PREFIX=$(DEMO) REAL_DAEMON_DIR=$(DEMO)/libexec \
+	  HOSTS_ALLOW=$(DEMO)/etc/hosts.allow HOSTS_DENY=$(DEMO)/etc/hosts.deny > /dev/null
+	unshare -m --propagation private $(VENV_PY) tools/demo.py $(DEMO)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-prefix

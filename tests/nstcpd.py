@@ -90,9 +90,10 @@ def terminal_seen(lines: list[dict]) -> bool:
 
 def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict]) -> dict:
     received = b""
+    host = "::1" if ":" in source else "127.0.0.1"
     for _ in range(50):
         try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=2, source_address=(source, 0))
+            sock = socket.create_connection((host, port), timeout=2, source_address=(source, 0))
             break
         except OSError:
             time.sleep(0.05)
@@ -151,7 +152,37 @@ def write_tables(scenario: dict, work: str, port: int) -> None:
                 f.write(text.replace("/D/", work + "/").replace("{port}", str(port)).encode("latin-1"))
 
 
+def run_direct(scenario: dict, tcpd: str, work: str, log: SyslogCollector) -> dict:
+    """tcpd started by hand with a pipe or an AF_UNIX socket pair as fds 0-2 (no inetd)."""
+    write_tables(scenario, work, 0)
+    log.collect()
+    if scenario["direct"] == "pipe":
+        theirs, ours = os.pipe()
+    else:
+        mine, peer = socket.socketpair()
+        theirs, ours = peer.detach(), mine.detach()
+    start = time.monotonic()
+    proc = subprocess.Popen([scenario["argv0"]], executable=tcpd, stdin=theirs, stdout=theirs, stderr=theirs)
+    os.close(theirs)
+    received = b""
+    if scenario["direct"] != "pipe":
+        with socket.socket(fileno=ours) as sock:
+            sock.settimeout(15)
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except OSError:
+                pass
+    else:
+        os.close(ours)
+    status = proc.wait(timeout=30)
+    return {"clients": [{"received": received.decode("latin-1")}], "log": log.collect(), "files": {},
+            "status": status, "seconds": round(time.monotonic() - start, 1)}
+
+
 def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogCollector) -> dict:
+    if "direct" in scenario:
+        return run_direct(scenario, tcpd, work, log)
     write_tables(scenario, work, port)
     for name, text in scenario.get("files", {}).items():
         path = os.path.join(work, name)

@@ -47,6 +47,12 @@ SCENARIOS = {
                        "connections": [LOCAL]},
     "name lookup": {"hosts.allow": "showargs: localhost\n", "hosts.deny": "ALL: ALL\n", "conf": TCP,
                     "connections": [LOCAL, OTHER]},
+    "ipv6": {"hosts.allow": "showargs: [::1]\n", "hosts.deny": "ALL: ALL\n",
+             "conf": "[::1]:{port} stream tcp6 nowait root {tcpd} showargs\n", "connections": [{"source": "::1"}]},
+    "stdin is a pipe": {"direct": "pipe", "argv0": "showargs"},
+    "stdin is an AF_UNIX socket": {"direct": "unix", "argv0": "showargs", "hosts.allow": "showargs: KNOWN\n"},
+    "daemon name with a slash": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} sub/showargs\n",
+                                 "connections": [LOCAL]},
     "port and server patterns": {"hosts.allow": "{port}: 127.0.0.2\nshowargs@127.0.0.1: 127.0.0.1\n",
                                  "hosts.deny": "ALL: ALL\n", "conf": TCP, "connections": [LOCAL, OTHER]},
 }
@@ -81,6 +87,15 @@ def test_same_as_debian(name, results):
     assert [report(c) for c in ours["clients"]] == [report(c) for c in ref["clients"]]
     assert clients(ours) == clients(ref)
     assert ours["files"] == ref["files"]
+
+
+def test_no_socket_and_unix_socket(results):
+    pipe = results["stdin is a pipe"]["ours"]
+    assert log_lines(pipe) == [(27, "showargs", "warning: can't get client address: Socket operation on non-socket"),
+                               (27, "showargs", "getpeername: Socket operation on non-socket")]
+    assert pipe["status"] == 0 and pipe["seconds"] >= 5  # the reference's exit path: pause, exit 0
+    unix = results["stdin is an AF_UNIX socket"]["ours"]
+    assert log_lines(unix)[-1] == (30, "showargs", "connect from localhost (localhost)")
 
 
 def test_grant_and_refusal_lines(results):
