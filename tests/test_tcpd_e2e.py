@@ -53,6 +53,7 @@ SCENARIOS = {
     "stdin is an AF_UNIX socket": {"direct": "unix", "argv0": "showargs", "hosts.allow": "showargs: KNOWN\n"},
     "daemon name with a slash": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} sub/showargs\n",
                                  "connections": [LOCAL]},
+    "exec failure, by hand": {"direct": "unix", "argv0": "nonexistent-daemon-xyz"},
     "port and server patterns": {"hosts.allow": "{port}: 127.0.0.2\nshowargs@127.0.0.1: 127.0.0.1\n",
                                  "hosts.deny": "ALL: ALL\n", "conf": TCP, "connections": [LOCAL, OTHER]},
 }
@@ -96,6 +97,14 @@ def test_no_socket_and_unix_socket(results):
     assert pipe["status"] == 0 and pipe["seconds"] >= 5  # the reference's exit path: pause, exit 0
     unix = results["stdin is an AF_UNIX socket"]["ours"]
     assert log_lines(unix)[-1] == (30, "showargs", "connect from localhost (localhost)")
+
+
+def test_exec_failure_exits_non_zero(results):
+    ref, ours = results["exec failure, by hand"]["reference"], results["exec failure, by hand"]["ours"]
+    assert log_lines(ours) == log_lines(ref)
+    assert log_lines(ours)[-1] == (27, "nonexistent-daemon-xyz",
+                                   "error: cannot execute /usr/sbin/nonexistent-daemon-xyz: No such file or directory")
+    assert ref["status"] == 0 and ours["status"] == 1  # README, differences
 
 
 def test_grant_and_refusal_lines(results):
