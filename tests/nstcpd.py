@@ -88,14 +88,21 @@ def terminal_seen(lines: list[dict]) -> bool:
     return any(entry["text"].startswith(TERMINAL) or "cannot execute" in entry["text"] for entry in lines)
 
 
-def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict]) -> dict:
+def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict],
+                ip_options: str = "") -> dict:
     received = b""
     host = "::1" if ":" in source else "127.0.0.1"
     for _ in range(50):
         try:
-            sock = socket.create_connection((host, port), timeout=2, source_address=(source, 0))
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.settimeout(2)
+            if ip_options:  # e.g. record route: the server side then sees IP options on the connection
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes.fromhex(ip_options))
+            sock.bind((source, 0))
+            sock.connect((host, port))
             break
         except OSError:
+            sock.close()
             time.sleep(0.05)
     else:
         return {"error": "cannot connect"}
@@ -121,7 +128,8 @@ def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: l
     return {"received": received.decode("latin-1")}
 
 
-def connect_udp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict]) -> dict:
+def connect_udp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict],
+                ip_options: str = "") -> dict:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source, 0))
         sock.sendto(send.encode(), ("127.0.0.1", port))
@@ -198,7 +206,8 @@ def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogColl
         for conn in scenario["connections"]:
             connect = connect_udp if conn.get("udp") else connect_tcp
             before = len(seen)
-            clients.append(connect(port, conn.get("source", "127.0.0.1"), conn.get("send", ""), log, seen))
+            clients.append(connect(port, conn.get("source", "127.0.0.1"), conn.get("send", ""), log, seen,
+                                   conn.get("ip_options", "")))
             clients[-1]["log"] = seen[before:]
     finally:
         stop(inetd)

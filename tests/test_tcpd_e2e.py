@@ -53,6 +53,7 @@ SCENARIOS = {
     "stdin is an AF_UNIX socket": {"direct": "unix", "argv0": "showargs", "hosts.allow": "showargs: KNOWN\n"},
     "daemon name with a slash": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} sub/showargs\n",
                                  "connections": [LOCAL]},
+    "ip options": {"conf": TCP, "connections": [{"source": "127.0.0.1", "ip_options": "0107070400000000"}]},
     "exec failure, by hand": {"direct": "unix", "argv0": "nonexistent-daemon-xyz"},
     "port and server patterns": {"hosts.allow": "{port}: 127.0.0.2\nshowargs@127.0.0.1: 127.0.0.1\n",
                                  "hosts.deny": "ALL: ALL\n", "conf": TCP, "connections": [LOCAL, OTHER]},
@@ -97,6 +98,23 @@ def test_no_socket_and_unix_socket(results):
     assert pipe["status"] == 0 and pipe["seconds"] >= 5  # the reference's exit path: pause, exit 0
     unix = results["stdin is an AF_UNIX socket"]["ours"]
     assert log_lines(unix)[-1] == (30, "showargs", "connect from localhost (localhost)")
+
+
+def test_ip_options_are_logged_and_cleared(results):
+    lines = log_lines(results["ip options"]["ours"])
+    assert lines[0] == (29, "showargs", "connect from 127.0.0.1 with IP options (ignored): 07 07 08 7f 00 00 01 00")
+    assert lines[1] == (30, "showargs", "connect from 127.0.0.1 (127.0.0.1)")
+
+
+def test_source_routes_are_spotted_after_the_first_hop_address():
+    from pywrap.endpoints import has_source_route
+
+    first_hop = bytes([127, 0, 0, 1])
+    assert has_source_route(first_hop + bytes([131, 7, 4, 10, 0, 0, 1]))  # loose
+    assert has_source_route(first_hop + bytes([1, 137, 7, 4, 10, 0, 0, 1]))  # NOP, then strict
+    assert not has_source_route(first_hop + bytes([7, 7, 8, 127, 0, 0, 1, 0]))  # record route
+    assert not has_source_route(bytes([131, 7, 4, 10, 0, 0, 1]))  # the first 4 bytes are an address
+    assert not has_source_route(first_hop + bytes([68, 0]))  # a zero length stops the walk
 
 
 def test_exec_failure_exits_non_zero(results):
