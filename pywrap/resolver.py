@@ -26,7 +26,6 @@ from pywrap.text import same
 
 AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
 UNKNOWN, PARANOID = "unknown", "paranoid"
-DNS_DEADLINE = 5.0  # seconds for one whole lookup, all name servers and search domains included
 RESOLV_CONF = "/etc/resolv.conf"
 
 Address = tuple[int, bytes]  # (family, packed address)
@@ -112,13 +111,16 @@ def parse_hosts(data: bytes) -> list[HostsLine]:
     return result
 
 
+HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
 def valid_hostname(name: str) -> bool:
-    """What libc accepts from a PTR record (res_hnok): letters, digits, '-', '_' in dot-separated labels."""
-    if not name or len(name) > 253:
+    """What glibc accepts from a PTR record (res_hnok): labels of letters, digits, '-' and '_', not starting
+    with '-'. Anything else (blanks, quotes, `$`, `;`, control bytes: dnspython shows them escaped with a
+    backslash) is dropped, as libc drops it, so the client is "unknown"."""
+    if not name or len(name) > 253 or name.startswith("-"):
         return False
-    labels = name.rstrip(".").split(".")
-    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-    return all(label and set(label) <= allowed for label in labels)
+    return all(label and set(label) <= HOSTNAME_CHARS for label in name.split("."))
 
 
 @dataclass
@@ -126,6 +128,8 @@ class ResolvConf:
     nameservers: list[str]
     search: list[str]
     ndots: int = 1
+    timeout: float = 5.0   # per try, as glibc's `options timeout:`
+    attempts: int = 2      # rounds over the servers, as glibc's `options attempts:`
 
 
 def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:
@@ -145,24 +149,45 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:
             conf.search = fields[1:]
         elif fields[0] == "options":
             for opt in fields[1:]:
-                if opt.startswith("ndots:") and opt[6:].isdigit():
-                    conf.ndots = min(int(opt[6:]), 15)
+                name, _, value = opt.partition(":")
+                if not value.isdigit():
+                    continue
+                if name == "ndots":
+                    conf.ndots = min(int(value), 15)
+                elif name == "timeout":
+                    conf.timeout = float(min(max(int(value), 1), 30))
+                elif name == "attempts":
+                    conf.attempts = min(max(int(value), 1), 5)
     if not conf.nameservers:
         conf.nameservers = ["127.0.0.1"]
     return conf
 
 
-class DnsClient:
-    """A small stub resolver on dnspython: UDP to the configured servers, one overall deadline."""
+class Deadline:
+    """One time budget shared by every query of a lookup (reverse and forward together)."""
 
-    def __init__(self, conf: ResolvConf, deadline: float = DNS_DEADLINE) -> None:
-        self.conf = conf
-        self.deadline = deadline
-
-    def query(self, qname: str, rdtype: str):
-        """The answer message for qname/rdtype from the first server that answers, or None."""
+    def __init__(self, seconds: float) -> None:
         import time
 
+        self._clock = time.monotonic
+        self.seconds = seconds
+        self.end = self._clock() + seconds
+
+    def remaining(self) -> float:
+        return self.end - self._clock()
+
+
+class DnsClient:
+    """A small stub resolver on dnspython: UDP to the configured servers in turn, glibc's per-try timeout
+    and attempts, all within the caller's Deadline. Timeouts and server failures are reported through
+    `report` (NXDOMAIN is an answer, not a failure)."""
+
+    def __init__(self, conf: ResolvConf, report: Callable[[str], None] | None = None) -> None:
+        self.conf = conf
+        self.report = report or (lambda text: None)
+
+    def query(self, qname: str, rdtype: str, deadline: Deadline):
+        """The answer message for qname/rdtype (NOERROR or NXDOMAIN), or None."""
         import dns.exception
         import dns.message
         import dns.query
@@ -172,22 +197,41 @@ class DnsClient:
             message = dns.message.make_query(qname, rdtype)
         except (dns.exception.DNSException, ValueError):
             return None
-        end = time.monotonic() + self.deadline
-        for server in self.conf.nameservers:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return None
-            family = AF_INET6 if ":" in server else AF_INET
-            try:
-                with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                    sock.setblocking(False)
-                    sock.connect((server, 53))
-                    reply = dns.query.udp(message, server, timeout=remaining, sock=sock)
-            except (OSError, dns.exception.DNSException, ValueError):
-                continue
-            if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                return reply
+        failures: list[str] = []
+        for _ in range(self.conf.attempts):
+            for server in self.conf.nameservers:
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    failures.append(f"no answer within {deadline.seconds:g} s")
+                    self._report(qname, rdtype, failures)
+                    return None
+                try:
+                    reply = self._ask(message, server, min(self.conf.timeout, remaining))
+                except dns.exception.Timeout:
+                    failures.append(f"{server} did not answer")
+                    continue
+                except (OSError, dns.exception.DNSException, ValueError) as e:
+                    failures.append(f"{server}: {getattr(e, 'strerror', None) or type(e).__name__}")
+                    continue
+                if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                    return reply
+                failures.append(f"{server} answered {dns.rcode.to_text(reply.rcode())}")
+        self._report(qname, rdtype, failures)
         return None
+
+    @staticmethod
+    def _ask(message, server: str, timeout: float):
+        import dns.query
+
+        family = AF_INET6 if ":" in server else AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect((server, 53))  # connected: a closed port fails at once (ICMP), no waiting
+            return dns.query.udp(message, server, timeout=timeout, sock=sock)
+
+    def _report(self, qname: str, rdtype: str, failures: list[str]) -> None:
+        unique = list(dict.fromkeys(failures))
+        self.report(f"DNS lookup failed: {rdtype} {qname.rstrip('.')}: {'; '.join(unique)}")
 
     def candidates(self, name: str) -> list[str]:
         if name.endswith("."):
@@ -197,7 +241,7 @@ class DnsClient:
             return [name + ".", *searched]
         return [*searched, name + "."]
 
-    def forward(self, name: str, family: int | None) -> tuple[str, list[Address]] | None:
+    def forward(self, name: str, family: int | None, deadline: Deadline) -> tuple[str, list[Address]] | None:
         import dns.rdatatype
 
         types = {AF_INET: ["A"], AF_INET6: ["AAAA"], None: ["AAAA", "A"]}[family]
@@ -205,7 +249,7 @@ class DnsClient:
             canonical: str | None = None
             found: list[Address] = []
             for rdtype in types:
-                reply = self.query(qname, rdtype)
+                reply = self.query(qname, rdtype, deadline)
                 if reply is None:
                     continue
                 for rrset in reply.answer:  # CNAMEs are followed by the server; the A/AAAA owner is canonical
@@ -216,46 +260,65 @@ class DnsClient:
                         canonical = canonical or rrset.name.to_text()
             if found:
                 return (canonical or qname).rstrip("."), found
+            if deadline.remaining() <= 0:
+                return None
         return None
 
-    def reverse(self, family: int, packed: bytes) -> str | None:
+    def reverse(self, family: int, packed: bytes, deadline: Deadline) -> str | None:
         import dns.rdatatype
         import dns.reversename
 
         qname = dns.reversename.from_address(format_address(family, packed)).to_text()
-        reply = self.query(qname, "PTR")
+        reply = self.query(qname, "PTR", deadline)
         if reply is None:
             return None
         for rrset in reply.answer:
             if rrset.rdtype == dns.rdatatype.PTR:
-                target = rrset[0].target.to_text(omit_final_dot=True)
-                return target if valid_hostname(target) else None
+                for rdata in rrset:  # like libc: the first PTR that is a valid host name
+                    target = rdata.target.to_text(omit_final_dot=True)
+                    if valid_hostname(target):
+                        return target
         return None
 
 
 class Resolver:
-    def __init__(self, hosts_path: str | None = None, resolv_conf: str = RESOLV_CONF) -> None:
+    """/etc/hosts, then DNS. `lookup_deadline()` opens the time budget that every DNS query of one lookup
+    (a double-reverse check, or a name given to tcpdmatch) shares."""
+
+    def __init__(self, hosts_path: str | None = None, resolv_conf: str = RESOLV_CONF,
+                 report: Callable[[str], None] | None = None) -> None:
         self.hosts = HostsFile(hosts_path or settings.HOSTS_FILE)
         self.resolv_conf = resolv_conf
+        self.report = report
         self._dns: DnsClient | None = None
+        self.deadline: Deadline | None = None
 
     @property
     def dns(self) -> DnsClient:
         if self._dns is None:
-            self._dns = DnsClient(read_resolv_conf(self.resolv_conf))
+            self._dns = DnsClient(read_resolv_conf(self.resolv_conf), self.report)
         return self._dns
+
+    def _deadline(self) -> Deadline:
+        if self.deadline is None or self.deadline.remaining() <= 0:
+            return Deadline(settings.DNS_TIMEOUT)
+        return self.deadline
+
+    def lookup_deadline(self) -> Deadline:
+        self.deadline = Deadline(settings.DNS_TIMEOUT)
+        return self.deadline
 
     def reverse(self, family: int, packed: bytes) -> str | None:
         name = self.hosts.by_address(family, packed)
         if name is not None:
             return name
-        return self.dns.reverse(family, packed)
+        return self.dns.reverse(family, packed, self._deadline())
 
     def forward(self, name: str, family: int | None) -> tuple[str, list[Address]] | None:
         found = self.hosts.by_name(name, family)
         if found is not None:
             return found
-        return self.dns.forward(name, family)
+        return self.dns.forward(name, family, self._deadline())
 
 
 def _precedence(family: int, packed: bytes) -> int:
@@ -290,7 +353,9 @@ def sort_addresses(addresses: list[Address]) -> list[Address]:
 
 
 def verified_name(resolver: Resolver, family: int, packed: bytes, warn: Callable[[str], None]) -> str:
-    """The reference's double-reverse check for one address (IPv4-mapped addresses already unmapped)."""
+    """The reference's double-reverse check for one address (IPv4-mapped addresses already unmapped),
+    within one DNS time budget (settings.DNS_TIMEOUT) for the reverse and the forward lookup together."""
+    resolver.lookup_deadline()
     candidate = resolver.reverse(family, packed)
     if candidate is None:
         return UNKNOWN

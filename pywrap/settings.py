@@ -11,6 +11,8 @@ INETD_CONF = "/etc/inetd.conf"
 HOSTS_FILE = "/etc/hosts"
 
 RFC931_TIMEOUT = 10          # seconds, default of the `rfc931` option and of user@host patterns
+DNS_TIMEOUT = 5              # seconds for one whole name check (reverse and forward lookups together);
+                             # a name server that never answers costs at most this
 STRING_LENGTH = 128          # the reference keeps host, user and daemon strings in 128-byte buffers
 TABLE_LINE_BUFFER = 2048     # a logical rule line is assembled in this many bytes (2046 + newline + NUL)
 MAX_FILE_LIST_DEPTH = 32     # nesting of /file lists; the reference recurses until it crashes

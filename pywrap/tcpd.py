@@ -96,7 +96,7 @@ class Tcpd:
         from pywrap.request import Endpoint, Request
         from pywrap.resolver import Resolver, unmap, verified_name
 
-        resolver = Resolver()
+        resolver = Resolver(report=self.diag.warning)
         discovery = self.discovery
 
         def lookup(endpoint: Endpoint) -> str:

@@ -15,6 +15,7 @@ from sandbox import our_diagnostics, reference_diagnostics
 OUR_EXTRAS = [
     re.compile(r"warning: \S+: is a directory, read as an empty table$"),
     re.compile(r"error: .*/file lists nested deeper than \d+ \(a loop\?\)$"),
+    re.compile(r"warning: (\S+, line \d+: )?DNS lookup failed: "),
 ]
 
 

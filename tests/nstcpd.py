@@ -89,8 +89,9 @@ def terminal_seen(lines: list[dict]) -> bool:
 
 
 def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict],
-                ip_options: str = "") -> dict:
+                ip_options: str = "", wait: float = 6) -> dict:
     received = b""
+    started, first = time.monotonic(), len(seen)
     host = "::1" if ":" in source else "127.0.0.1"
     for _ in range(50):
         try:
@@ -109,7 +110,7 @@ def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: l
     with sock:
         if send:
             sock.sendall(send.encode())
-        deadline, grace = time.monotonic() + 6, None
+        deadline, grace, decided = time.monotonic() + wait, None, None
         while time.monotonic() < deadline:
             ready, _, _ = select.select([sock], [], [], 0.1)
             if ready:
@@ -121,20 +122,21 @@ def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: l
                     break
                 received += chunk
             seen.extend(log.collect_now())
-            if grace is None and terminal_seen(seen):
+            if grace is None and terminal_seen(seen[first:]):
+                decided = time.monotonic() - started
                 grace = time.monotonic() + 0.5
             if grace is not None and time.monotonic() > grace:
                 break
-    return {"received": received.decode("latin-1")}
+    return {"received": received.decode("latin-1"), "seconds": decided}
 
 
 def connect_udp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict],
-                ip_options: str = "") -> dict:
+                ip_options: str = "", wait: float = 6) -> dict:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source, 0))
         sock.sendto(send.encode(), ("127.0.0.1", port))
         sock.settimeout(0.1)
-        received, deadline, grace = b"", time.monotonic() + 6, None
+        received, deadline, grace, first = b"", time.monotonic() + wait, None, len(seen)
         while time.monotonic() < deadline:
             try:
                 received += sock.recv(65536)
@@ -142,7 +144,7 @@ def connect_udp(port: int, source: str, send: str, log: SyslogCollector, seen: l
             except (TimeoutError, OSError):
                 pass
             seen.extend(log.collect_now())
-            if grace is None and terminal_seen(seen):
+            if grace is None and terminal_seen(seen[first:]):
                 grace = time.monotonic() + 0.5
             if grace is not None and time.monotonic() > grace:
                 break
@@ -207,7 +209,7 @@ def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogColl
             connect = connect_udp if conn.get("udp") else connect_tcp
             before = len(seen)
             clients.append(connect(port, conn.get("source", "127.0.0.1"), conn.get("send", ""), log, seen,
-                                   conn.get("ip_options", "")))
+                                   conn.get("ip_options", ""), conn.get("wait", 6)))
             clients[-1]["log"] = seen[before:]
     finally:
         stop(inetd)

@@ -83,7 +83,7 @@ class TcpdMatch:
         self.stdout = stdout
         self.stderr = stderr
         self.diag = StreamDiagnostics(stderr, prog)
-        self.resolver = Resolver()
+        self.resolver = Resolver(report=self.warn)
         self.out: list[bytes] = []  # predictions, written at the end (banners go first, as with a pipe)
 
     def print(self, text: str) -> None:
@@ -105,6 +105,7 @@ class TcpdMatch:
             return [(info[0], socket.inet_pton(info[0], info[4][0].partition("%")[0])) for info in infos]
         except (OSError, UnicodeError, ValueError):
             pass
+        self.resolver.lookup_deadline()
         found = self.resolver.forward(host, None) if "\0" not in host else None
         if found is None:
             self.warn(f"{host}: host not found")
