@@ -15,6 +15,12 @@ DESTDIR         ?=
 PYTHON          ?= /usr/bin/python3
 # Seconds tcpd pauses after a refusal before it exits (the reference's 5).
 REFUSE_PAUSE    ?= 5
+# Ident wait (the reference's 10 s), the time budget of one host-name check, DNS servers instead of
+# resolv.conf's ("ADDR[#PORT] ..."), and the reference's PARANOID build (1: refuse unverifiable names).
+RFC931_TIMEOUT  ?= 10
+DNS_TIMEOUT     ?= 5
+DNS_SERVERS     ?=
+PARANOID        ?= 0
 CC              ?= cc
 CFLAGS          ?= -O2 -Wall -Wextra
 
@@ -77,7 +83,8 @@ install: venv $(LAUNCHER)
 	rm -rf "$(DESTDIR)$(LIBDIR)/bin"
 	$(VENV_PY) tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
 	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)" \
-	  REFUSE_PAUSE="$(REFUSE_PAUSE)"
+	  REFUSE_PAUSE="$(REFUSE_PAUSE)" RFC931_TIMEOUT="$(RFC931_TIMEOUT)" DNS_TIMEOUT="$(DNS_TIMEOUT)" \
+	  DNS_SERVERS="$(DNS_SERVERS)" PARANOID="$(PARANOID)"
 	"$(PYTHON)" -m compileall -q "$(DESTDIR)$(LIBDIR)"
 	for p in $(PROGRAMS); do \
 	  $(VENV_PY) tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \

@@ -125,7 +125,7 @@ def valid_hostname(name: str) -> bool:
 
 @dataclass
 class ResolvConf:
-    nameservers: list[str]
+    nameservers: list[tuple[str, int]]  # (address, port)
     search: list[str]
     ndots: int = 1
     timeout: float = 5.0   # per try, as glibc's `options timeout:`
@@ -144,7 +144,7 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:
         if not fields or fields[0].startswith(("#", ";")):
             continue
         if fields[0] == "nameserver" and len(fields) > 1 and len(conf.nameservers) < 3:
-            conf.nameservers.append(fields[1])
+            conf.nameservers.append((fields[1], 53))
         elif fields[0] in ("search", "domain"):
             conf.search = fields[1:]
         elif fields[0] == "options":
@@ -158,9 +158,20 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:
                     conf.timeout = float(min(max(int(value), 1), 30))
                 elif name == "attempts":
                     conf.attempts = min(max(int(value), 1), 5)
+    if settings.DNS_SERVERS:
+        conf.nameservers = parse_servers(settings.DNS_SERVERS)
     if not conf.nameservers:
-        conf.nameservers = ["127.0.0.1"]
+        conf.nameservers = [("127.0.0.1", 53)]
     return conf
+
+
+def parse_servers(text: str) -> list[tuple[str, int]]:
+    """The DNS_SERVERS setting: "ADDR[#PORT] ..." (the port after '#', as dnsmasq writes it)."""
+    servers = []
+    for item in text.split():
+        address, _, port = item.partition("#")
+        servers.append((address, int(port) if port.isdigit() else 53))
+    return servers
 
 
 class Deadline:
@@ -199,14 +210,14 @@ class DnsClient:
             return None
         failures: list[str] = []
         for _ in range(self.conf.attempts):
-            for server in self.conf.nameservers:
+            for server, port in self.conf.nameservers:
                 remaining = deadline.remaining()
                 if remaining <= 0:
                     failures.append(f"no answer within {deadline.seconds:g} s")
                     self._report(qname, rdtype, failures)
                     return None
                 try:
-                    reply = self._ask(message, server, min(self.conf.timeout, remaining))
+                    reply = self._ask(message, server, port, min(self.conf.timeout, remaining))
                 except dns.exception.Timeout:
                     failures.append(f"{server} did not answer")
                     continue
@@ -220,14 +231,14 @@ class DnsClient:
         return None
 
     @staticmethod
-    def _ask(message, server: str, timeout: float):
+    def _ask(message, server: str, port: int, timeout: float):
         import dns.query
 
         family = AF_INET6 if ":" in server else AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
-            sock.connect((server, 53))  # connected: a closed port fails at once (ICMP), no waiting
-            return dns.query.udp(message, server, timeout=timeout, sock=sock)
+            sock.connect((server, port))  # connected: a closed port fails at once (ICMP), no waiting
+            return dns.query.udp(message, server, port=port, timeout=timeout, sock=sock)
 
     def _report(self, qname: str, rdtype: str, failures: list[str]) -> None:
         unique = list(dict.fromkeys(failures))

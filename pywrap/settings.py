@@ -13,6 +13,9 @@ HOSTS_FILE = "/etc/hosts"
 RFC931_TIMEOUT = 10          # seconds, default of the `rfc931` option and of user@host patterns
 DNS_TIMEOUT = 5              # seconds for one whole name check (reverse and forward lookups together);
                              # a name server that never answers costs at most this
+DNS_SERVERS = ""             # "ADDR[#PORT] ..." instead of resolv.conf's name servers ("": resolv.conf)
+PARANOID = False             # the reference's PARANOID build: refuse clients whose name does not verify,
+                             # before the tables are read (off, as in Debian's build)
 STRING_LENGTH = 128          # the reference keeps host, user and daemon strings in 128-byte buffers
 TABLE_LINE_BUFFER = 2048     # a logical rule line is assembled in this many bytes (2046 + newline + NUL)
 MAX_FILE_LIST_DEPTH = 32     # nesting of /file lists; the reference recurses until it crashes

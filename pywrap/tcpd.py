@@ -82,6 +82,8 @@ class Tcpd:
             self.clean_exit(EXIT_REFUSED)
         self.request = self.build_request()
         self.check_ip_options()
+        if settings.PARANOID and self.request.client.name == "paranoid":
+            self.refuse()  # the reference's PARANOID build: a name that does not verify is refused at once
         if self.is_self(self.path):
             self.diag.error(f"{self.path} is this tcpd itself; refusing to run it (set REAL_DAEMON_DIR, or "
                             f"give the daemon as tcpd's first argument)")

@@ -133,3 +133,17 @@ def test_black_hole_name_server_costs_at_most_the_deadline(dns, prefix):
     print(f"black-hole name server: Debian {ref_seconds:.1f} s, pywrap {our_seconds:.1f} s")
     assert our_seconds < 6.5
     assert ref_seconds > our_seconds
+
+
+def test_paranoid_build_and_explicit_name_servers(dns):
+    """make install PARANOID=1 DNS_SERVERS=...: names come from the configured server although resolv.conf
+    names a black hole, and a client whose name does not verify is refused before any rule is read."""
+    prefix = install_ours(PARANOID="1", DNS_SERVERS=f"{DNSMASQ}#53")
+    scenario = {"hosts.allow": "showargs: ALL\n", "conf": TCP, "variants": ["ours"],
+                "connections": clients("127.0.0.10", "127.0.0.11")}
+    (result,) = run_scenarios(prefix, [scenario], etc={"hosts": HOSTS, "resolv.conf": resolv_conf(BLACK_HOLE)})
+    assert [line[1:] for line in log_lines(result["ours"])] == [
+        ("showargs", "connect from good.test (127.0.0.10)"),
+        ("showargs", "warning: host name/address mismatch: 127.0.0.11 != forged.test"),
+        ("showargs", "refused connect from 127.0.0.11 (127.0.0.11)"),
+    ]

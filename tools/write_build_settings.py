@@ -3,10 +3,14 @@
 Usage: write_build_settings.py OUTFILE NAME=VALUE ...   (values are strings; names must be known settings)
 """
 
+import re
 import sys
 
 PATHS = {"REAL_DAEMON_DIR", "HOSTS_ALLOW", "HOSTS_DENY"}
-NUMBERS = {"REFUSE_PAUSE", "RFC931_TIMEOUT"}
+NUMBERS = {"REFUSE_PAUSE", "RFC931_TIMEOUT", "DNS_TIMEOUT"}
+FLAGS = {"PARANOID"}
+SERVERS = {"DNS_SERVERS"}
+SERVER = re.compile(r"^[0-9A-Fa-f.:]+(#\d+)?$")
 
 
 def main(argv: list[str]) -> int:
@@ -16,6 +20,10 @@ def main(argv: list[str]) -> int:
         name, sep, value = pair.partition("=")
         if sep and name in NUMBERS and value.isdigit():
             lines.append(f"{name} = {int(value)}")
+        elif sep and name in FLAGS and value in ("0", "1", ""):
+            lines.append(f"{name} = {value == '1'}")
+        elif sep and name in SERVERS and all(SERVER.match(v) for v in value.split()):
+            lines.append(f"{name} = {value!r}")
         elif sep and name in PATHS and value.startswith("/") and "'" not in value:
             lines.append(f"{name} = {value!r}")
         else:
