@@ -35,7 +35,7 @@ VENV        := .venv
 VENV_PY     := $(VENV)/bin/python
 APT_PACKAGES := tcpd openbsd-inetd dnsmasq socat oidentd python3-venv man-db groff-base
 
-.PHONY: all test apt-deps venv install lint demo clean launcher
+.PHONY: all test apt-deps venv install lint demo clean launcher bench
 
 all: venv launcher
 
@@ -67,11 +67,17 @@ $(VENV_PY): pyproject.toml
 venv: $(VENV_PY)
 
 test: apt-deps venv
-	$(VENV_PY) -m ruff check pywrap tests
+	$(VENV_PY) -m ruff check pywrap tests tools bench
 	$(VENV_PY) -m pytest -q
 
 lint: venv
-	$(VENV_PY) -m ruff check pywrap tests
+	$(VENV_PY) -m ruff check pywrap tests tools bench
+
+# Per-connection cost, ours beside Debian's tcpd in the same run (bench/tcpd_connect.py).
+BENCH := $(CURDIR)/build/bench-prefix
+bench: apt-deps venv
+	$(MAKE) --no-print-directory install PREFIX=$(BENCH) > /dev/null
+	$(VENV_PY) bench/tcpd_connect.py $(BENCH) 30
 
 # A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
 # and small programs that run $(PYTHON) in isolated mode (-I: no PYTHON* variables, no cwd or user site;

@@ -1,11 +1,11 @@
 """Per-connection cost of tcpd: ours against Debian's, side by side, under a real openbsd-inetd.
 
-Usage: bench/tcpd_connect.py PREFIX [SAMPLES]   (PREFIX: where `make install` put ours)
-Two services on loopback run /bin/true through /usr/sbin/tcpd and through PREFIX/sbin/tcpd; connections
-alternate between them; each sample is connect -> EOF (tcpd's start, the rule check with small tables, the
-log line, the exec of the daemon and its exit). Prints medians and their ratio, and the bare start-up of
-the interpreter ours runs (`python3 -I -S -c pass`) for scale. Uses the system's /etc/hosts.allow and
-/etc/hosts.deny as they are (keep them small), no name lookups.
+Usage: bench/tcpd_connect.py PREFIX [SAMPLES]   (PREFIX: `make install` with the default table paths)
+Runs itself in a private mount namespace (as root) so that it can give both programs the same private
+/etc/hosts.allow and /etc/hosts.deny. Two services on loopback run /bin/true through /usr/sbin/tcpd and
+through PREFIX/sbin/tcpd; connections alternate between them; each sample is connect -> EOF (tcpd's start,
+the rule check, the log line, the exec of the daemon and its exit). For each rule set it prints both
+medians and their ratio, and the bare start-up of the interpreter ours runs (`python3 -I -S -c pass`).
 """
 
 import os
@@ -26,10 +26,15 @@ def connect_once(port: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
-    prefix = sys.argv[1]
-    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 40
-    base = 23000 + os.getpid() % 1000
+RULE_SETS = {
+    "comments only": ("# nothing here\n", "# nothing here\n"),
+    "small rules, no name lookup": ("true: 127.0.0.1 10.0.0.0/8\nsshd: .example.com\n",
+                                    "ALL: 192.0.2.0/24\n"),
+    "small rules, name lookup (/etc/hosts)": ("true: localhost\n", "ALL: ALL\n"),
+}
+
+
+def measure(prefix: str, samples: int, base: int) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         conf = os.path.join(tmp, "inetd.conf")
         with open(conf, "w") as f:
@@ -46,16 +51,36 @@ def main() -> int:
         finally:
             inetd.send_signal(signal.SIGTERM)
             inetd.wait()
+    return ref, ours
+
+
+def main() -> int:
+    if os.environ.get("PYWRAP_BENCH_NS") != "1":  # re-run inside a private mount namespace
+        env = {**os.environ, "PYWRAP_BENCH_NS": "1"}
+        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv],
+                              env=env).returncode
+    prefix = sys.argv[1]
+    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    base = 23000 + os.getpid() % 1000
+    print(f"samples: {samples} each, alternating Debian's tcpd and ours")
+    with tempfile.TemporaryDirectory() as tables:
+        for name in ("hosts.allow", "hosts.deny"):
+            open(os.path.join(tables, name), "w").close()
+            subprocess.run(["mount", "--bind", os.path.join(tables, name), f"/etc/{name}"], check=True)
+        for label, (allow, deny) in RULE_SETS.items():
+            for name, text in (("hosts.allow", allow), ("hosts.deny", deny)):
+                with open(os.path.join(tables, name), "w") as f:
+                    f.write(text)
+            ref, ours = measure(prefix, samples, base)
+            base += 2
+            r, o = statistics.median(ref) * 1000, statistics.median(ours) * 1000
+            print(f"{label:40s} Debian {r:6.1f} ms   pywrap {o:6.1f} ms   ratio {o / r:5.2f}")
     bare = []
     for _ in range(samples):
         start = time.perf_counter()
         subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", "pass"], check=True)
         bare.append(time.perf_counter() - start)
-    r, o, b = (statistics.median(x) * 1000 for x in (ref, ours, bare))
-    print(f"samples: {samples} each, alternating")
-    print(f"Debian tcpd:  median {r:7.1f} ms")
-    print(f"pywrap tcpd:  median {o:7.1f} ms   ratio {o / r:.2f}")
-    print(f"python3 -I -S -c pass: median {b:7.1f} ms   (ours / bare interpreter: {o / b:.2f})")
+    print(f"{'python3 -I -S -c pass (bare interpreter)':40s} {statistics.median(bare) * 1000:6.1f} ms")
     return 0
 
 

@@ -19,7 +19,7 @@ from pywrap.options import Effects, run_options
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
 from pywrap.rules import Entry, LineProblem, Rule
-from pywrap.tables import read_table
+from pywrap.tables import read_table, significant_lines
 
 
 class Scan(Enum):
@@ -49,9 +49,12 @@ class _Scanning:
 
 @functools.lru_cache(maxsize=16)
 def parsed_table(data: bytes, path: str) -> tuple[Entry, ...]:
-    from pywrap.grammar import parse_table  # pyparsing only when a table has to be parsed
+    lines = significant_lines(data)
+    if not lines:  # comments and blank lines only: no need to load the grammar (pyparsing) at all
+        return ()
+    from pywrap.grammar import parse_lines
 
-    return parse_table(data, path)
+    return parse_lines(lines, path)
 
 
 def _scan(path: str, state: _Scanning) -> Scan:

@@ -25,7 +25,7 @@ from pywrap.rules import (
     PatternList,
     Rule,
 )
-from pywrap.tables import logical_lines
+from pywrap.tables import LogicalLine, significant_lines
 from pywrap.text import find_unbracketed, same
 
 LIST_SEPARATORS = ", \t\r\n"
@@ -137,18 +137,16 @@ def parse_rule(text: str, file: str, line: int) -> Entry:
     )
 
 
-def is_skipped(text: str) -> bool:
-    """Comment (a `#` in column 1) or blank (only space, tab, CR, LF)."""
-    return text.startswith("#") or not text.strip(" \t\r\n")
+def parse_lines(lines: list[LogicalLine], file: str) -> tuple[Entry, ...]:
+    """Significant logical lines (tables.significant_lines) -> entries."""
+    entries: list[Entry] = []
+    for logical in lines:
+        if not logical.complete:
+            entries.append(LineProblem(file, logical.line, MISSING_NEWLINE, fatal=True))
+        else:
+            entries.append(parse_rule(logical.text, file, logical.line))
+    return tuple(entries)
 
 
 def parse_table(data: bytes, file: str) -> tuple[Entry, ...]:
-    entries: list[Entry] = []
-    for logical in logical_lines(data):
-        if not logical.complete:
-            entries.append(LineProblem(file, logical.line, MISSING_NEWLINE, fatal=True))
-            continue
-        if is_skipped(logical.text):
-            continue
-        entries.append(parse_rule(logical.text, file, logical.line))
-    return tuple(entries)
+    return parse_lines(significant_lines(data), file)

@@ -64,6 +64,17 @@ def logical_lines(data: bytes, buffer_size: int = settings.TABLE_LINE_BUFFER) ->
                 break
 
 
+def is_skipped(text: str) -> bool:
+    """Comment (a `#` in column 1) or blank (only space, tab, CR, LF)."""
+    return text.startswith("#") or not text.strip(" \t\r\n")
+
+
+def significant_lines(data: bytes) -> list[LogicalLine]:
+    """The logical lines the scan must look at: rules, and unfinished lines (even comments: the reference
+    stops at any line without a newline)."""
+    return [x for x in logical_lines(data) if not x.complete or not is_skipped(x.text)]
+
+
 @dataclass(frozen=True, slots=True)
 class TableRead:
     path: str
