@@ -37,6 +37,10 @@ class Diagnostics:
     def error(self, text: str) -> None:
         self.emit("error", text)
 
+    def note(self, text: str) -> None:
+        """Advice that is no fault (tcpdchk's notes); never changes an exit status."""
+        self.emit("note", text)
+
     def info(self, text: str) -> None:
         """A notice the reference logs at LOG_INFO (e.g. `aclexec returned 1`)."""
         self.emit("info", text)

@@ -57,9 +57,9 @@ def _build_line_grammar() -> pp.ParserElement:
     return daemons + colon + (with_options | without_options)
 
 
-def _build_list_grammar() -> pp.ParserElement:
-    separators = pp.Regex(f"[{LIST_SEPARATORS}]+").leave_whitespace().suppress()
-    token = pp.Regex(f"[^{LIST_SEPARATORS}]+").leave_whitespace()
+def _build_list_grammar(separator_chars: str = LIST_SEPARATORS) -> pp.ParserElement:
+    separators = pp.Regex(f"[{separator_chars}]+").leave_whitespace().suppress()
+    token = pp.Regex(f"[^{separator_chars}]+").leave_whitespace()
     return pp.Optional(separators) + pp.ZeroOrMore(token + pp.Optional(separators)) + pp.StringEnd()
 
 
@@ -77,11 +77,26 @@ def _build_option_grammar() -> pp.ParserElement:
 
 _LINE = _build_line_grammar()
 _LIST = _build_list_grammar()
+_CHECK_LIST = _build_list_grammar(", \t\n")  # tcpdchk's tokenizer: a CR stays in the token
 _OPTIONS = _build_option_grammar()
 
 
+def list_tokens(text: str, for_tcpdchk: bool = False) -> list[str]:
+    """The tokens of a daemon or client list, as tcpd (or, with for_tcpdchk, as tcpdchk) splits them."""
+    return list((_CHECK_LIST if for_tcpdchk else _LIST).parse_string(text, parse_all=True))
+
+
+def split_fields(text: str) -> tuple[str, str, str | None] | None:
+    """(daemon list, client list, option text or None) of a rule line; None: no ":" separator."""
+    try:
+        parsed = _LINE.parse_string(text, parse_all=True)
+    except pp.ParseException:
+        return None
+    return parsed["daemons"], parsed["clients"], parsed.get("options")
+
+
 def parse_list(text: str) -> PatternList:
-    tokens = list(_LIST.parse_string(text, parse_all=True))
+    tokens = list_tokens(text)
     groups: list[list[str]] = [[]]
     for token in tokens:
         if same(token, "EXCEPT"):
@@ -123,16 +138,15 @@ def parse_options(text: str) -> tuple[OptionField, ...]:
 
 
 def parse_rule(text: str, file: str, line: int) -> Entry:
-    try:
-        parsed = _LINE.parse_string(text, parse_all=True)
-    except pp.ParseException:
+    fields = split_fields(text)
+    if fields is None:
         return LineProblem(file, line, (MISSING_SEPARATOR,), fatal=False)
-    options = parsed.get("options")
+    daemons, clients, options = fields
     return Rule(
         file=file,
         line=line,
-        daemons=parse_list(parsed["daemons"]),
-        clients=parse_list(parsed["clients"]),
+        daemons=parse_list(daemons),
+        clients=parse_list(clients),
         options=None if options is None else parse_options(options),
     )
 

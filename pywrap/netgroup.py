@@ -41,3 +41,20 @@ def innetgr(group: str, host: str) -> bool:
     if b"\0" in g or b"\0" in h:
         return False
     return bool(libc.innetgr(g, h, None, _nis_domain()))
+
+
+def netgroup_has_members(group: str) -> bool:
+    """setnetgrent + getnetgrent: does the group exist and list at least one triple? (tcpdchk's check)"""
+    libc, ctypes = _libc()
+    try:
+        g = group.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    if b"\0" in g:
+        return False
+    host, user, domain = ctypes.c_char_p(), ctypes.c_char_p(), ctypes.c_char_p()
+    libc.setnetgrent(g)
+    try:
+        return libc.getnetgrent(ctypes.byref(host), ctypes.byref(user), ctypes.byref(domain)) != 0
+    finally:
+        libc.endnetgrent()

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 
-REFERENCE = "/usr/sbin/tcpdmatch"
+REFERENCES = {"tcpdmatch": "/usr/sbin/tcpdmatch", "tcpdchk": "/usr/sbin/tcpdchk"}
 SYSLOG_RE = re.compile(rb"^<(\d+)>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?([^:\[]+)(?:\[\d+\])?: ?(.*)$", re.S)
 
 
@@ -133,14 +133,14 @@ def run_program(command: list[str], directory: str, args: list[str], timeout: fl
 
 
 def run_reference(directory: str, args: list[str], log: SyslogCollector, timeout: float,
-                  user: str | None = None) -> dict:
-    rc, out, err = run_program([REFERENCE], directory, args, timeout, user)
+                  user: str | None = None, program: str = "tcpdmatch") -> dict:
+    rc, out, err = run_program([REFERENCES[program]], directory, args, timeout, user)
     return {"rc": rc, "stdout": out.decode("latin-1"), "stderr": err.decode("latin-1"), "log": log.collect()}
 
 
-def run_ours_as(directory: str, args: list[str], timeout: float, user: str) -> dict:
+def run_ours_as(directory: str, args: list[str], timeout: float, user: str, program: str = "tcpdmatch") -> dict:
     """Ours in a child process running as `user` (cases about permissions)."""
-    command = [sys.executable, "-c", OURS_AS_PROGRAM]
+    command = [sys.executable, "-c", OURS_AS_PROGRAM.replace("tcpdmatch", program)]
     rc, out, err = run_program(command, directory, args, timeout, user)
     return {"rc": rc, "stdout": out.decode("latin-1"), "stderr": err.decode("latin-1")}
 
@@ -148,14 +148,15 @@ def run_ours_as(directory: str, args: list[str], timeout: float, user: str) -> d
 OURS_AS_PROGRAM = "import sys; from pywrap.cli.tcpdmatch import main; sys.argv[0] = 'tcpdmatch'; sys.exit(main())"
 
 
-def run_ours(directory: str, args: list[str]) -> dict:
-    from pywrap.cli import tcpdmatch
+def run_ours(directory: str, args: list[str], program: str = "tcpdmatch") -> dict:
+    import importlib
 
+    tool = importlib.import_module(f"pywrap.cli.{program}")
     out, err = io.BytesIO(), io.BytesIO()
     here = os.getcwd()
     os.chdir(directory)
     try:
-        rc = tcpdmatch.run(["tcpdmatch", *args], out, err)
+        rc = tool.run([program, *args], out, err)
     except BaseException as e:  # a crash is a result to report, not a reason to stop the run
         rc = f"exception {type(e).__name__}: {e}"
     finally:
@@ -179,15 +180,17 @@ def main(spec_path: str, out_path: str) -> int:
             args = ["-d", *args]
         result: dict = {"dir": directory}
         user = case.get("user")
+        program = case.get("program", "tcpdmatch")
         if user:
             os.chmod(root, 0o755)
             os.chmod(directory, 0o755)
         timeout = spec.get("timeout", 20)
         if spec.get("reference", True):
-            result["reference"] = run_reference(directory, args, log, timeout, user)
+            result["reference"] = run_reference(directory, args, log, timeout, user, program)
         if spec.get("ours", True):
             log.collect()  # ours logs nothing to syslog; keep the next case's log clean all the same
-            result["ours"] = run_ours_as(directory, args, timeout, user) if user else run_ours(directory, args)
+            result["ours"] = (run_ours_as(directory, args, timeout, user, program) if user
+                              else run_ours(directory, args, program))
         results.append(result)
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(results, f)

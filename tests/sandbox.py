@@ -86,14 +86,16 @@ def our_diagnostics(result: dict) -> list[tuple[str, str]]:
     """Our stderr lines mapped to the reference's wording: `FILE, line N: warning: X` is the reference's
     `warning: FILE, line N: X`; `FILE, line N: matched` is `matched:  FILE line N`."""
     found = []
-    for raw in result["stderr"].splitlines():
+    for raw in result["stderr"].split("\n"):  # not splitlines(): a CR can be part of a token
+        if not raw:
+            continue
         prefix, kind, text = split_our_line(raw)
         if kind == "matched":
             found.append(("matched", prefix.rstrip(": ")))
         elif kind == "option":
             found.append(("option", text))
-        elif kind == "other":
-            found.append(("other", text))
+        elif kind in ("other", "note"):
+            found.append((kind, text))
         else:
             found.append(("log", f"{kind}: {prefix}{text}"))
     return found
@@ -103,14 +105,15 @@ def split_our_line(raw: str) -> tuple[str, str, str]:
     """`hosts.allow, line 3: warning: text` -> ("hosts.allow, line 3: ", "warning", "text")."""
     prefix = ""
     rest = raw
-    if rest.startswith("tcpdmatch: "):
-        rest = rest[len("tcpdmatch: "):]
+    for program in ("tcpdmatch: ", "tcpdchk: "):
+        if rest.startswith(program):
+            rest = rest[len(program):]
     marker = rest.find(", line ")
     if marker >= 0:
         end = rest.find(": ", marker)
         if end >= 0:
             prefix, rest = rest[:end + 2], rest[end + 2:]
-    for kind in ("warning", "error", "option", "matched"):
+    for kind in ("warning", "error", "option", "matched", "note"):
         if rest == kind:
             return prefix, kind, ""
         if rest.startswith(kind + ": "):

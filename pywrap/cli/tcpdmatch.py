@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import sys
 from typing import BinaryIO
 
 from pywrap import settings
 from pywrap.access import decide
+from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, getopt, table_paths
 from pywrap.diag import StreamDiagnostics
 from pywrap.expand import ExpansionTooLong, expand
-from pywrap.inetconf import Wrap, check_path, read_inetd_conf
+from pywrap.inetconf import Wrap, read_inetd_conf
 from pywrap.options import DryRun
 from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request, known_name
 from pywrap.resolver import AF_INET6, Resolver, format_address, sort_addresses, unmap, verified_name
@@ -36,41 +36,17 @@ USAGE = """usage: {prog} [-d] [-i inet_conf] daemon[@host] [user@]host
 NUMERIC = frozenset("01234567890./")
 
 
-class UsageError(Exception):
-    pass
-
-
 class Failure(Exception):
     """Stop with exit status 1 (the message, if any, goes to stderr as is)."""
 
 
 def parse_args(argv: list[str]) -> tuple[bool, str | None, list[str]]:
     """GNU getopt "di:" (options may follow operands, as with the reference's glibc getopt)."""
-    use_cwd, inet_conf, operands = False, None, []
-    args = iter(argv[1:])
-    prog = os.path.basename(argv[0]) if argv else "tcpdmatch"
-    for arg in args:
-        if arg == "--":
-            operands.extend(args)
-            break
-        if arg.startswith("-") and arg != "-":
-            letters = arg[1:]
-            while letters:
-                letter, letters = letters[0], letters[1:]
-                if letter == "d":
-                    use_cwd = True
-                elif letter == "i":
-                    value = letters or next(args, None)
-                    if value is None:
-                        raise UsageError(f"{prog}: option requires an argument -- 'i'")
-                    inet_conf, letters = value, ""
-                else:
-                    raise UsageError(f"{prog}: invalid option -- '{letter}'")
-        else:
-            operands.append(arg)
+    options, operands = getopt(argv, "d", "i")
     if len(operands) != 2:
         raise UsageError("")
-    return use_cwd, inet_conf, operands
+    inet_conf = options.get("i")
+    return bool(options.get("d")), inet_conf if isinstance(inet_conf, str) else None, operands
 
 
 def split_at_sign(text: str) -> tuple[str, str] | None:
@@ -166,27 +142,9 @@ class TcpdMatch:
         self.stdout.flush()
         self.out.clear()
 
-    def check_real_daemon_dir(self) -> None:
-        try:
-            st = check_path(settings.REAL_DAEMON_DIR, self.diag)
-            if not stat.S_ISDIR(st.st_mode):
-                self.warn(f"REAL_DAEMON_DIR {settings.REAL_DAEMON_DIR} is not a directory")
-        except OSError as e:
-            self.warn(f"REAL_DAEMON_DIR {settings.REAL_DAEMON_DIR}: {os.strerror(e.errno or 0)}")
-
-    def check_tables(self, allow: str, deny: str) -> None:
-        for table in (allow, deny):
-            try:
-                check_path(table, self.diag)
-            except OSError:
-                pass
-
     def run(self, use_cwd: bool, inet_conf: str | None, operands: list[str]) -> int:
-        if use_cwd:
-            allow, deny = "hosts.allow", "hosts.deny"
-        else:
-            allow, deny = settings.HOSTS_ALLOW, settings.HOSTS_DENY
-        self.check_real_daemon_dir()
+        allow, deny = table_paths(use_cwd)
+        check_real_daemon_dir(self.diag)
         daemon, server = split_at_sign(operands[0]) or (operands[0], UNKNOWN)
         if daemon.startswith("/"):
             given, daemon = daemon, daemon.rsplit("/", 1)[-1]
@@ -204,7 +162,7 @@ class TcpdMatch:
             self.warn(f"{daemon}: no such process name in {conf.path or '(null)'}")
         elif status is Wrap.NOT_WRAPPED:
             self.warn(f"{daemon}: service possibly not wrapped")
-        self.check_tables(allow, deny)
+        check_tables(self.diag, allow, deny)
         # the request keeps 127 bytes of each value (the inetd.conf check above saw the whole daemon name)
         daemon, server, user, client = (truncate(v) for v in (daemon, server, user, client))
         user = user or UNKNOWN  # an empty user field is "not known" to the reference

@@ -1,0 +1,257 @@
+"""tcpdchk: check the access-control tables (and inetd.conf) for mistakes.
+
+Usage: tcpdchk [-a] [-d] [-i inet_conf] [-v] [--no-dns] [--json]
+
+Contract: every check Debian's tcpdchk makes, worded as it words them, and the same stdout with -v
+(`>>> Rule hosts.allow line N:` blocks). Unlike Debian's, whose warnings go to syslog only, findings go to
+stderr as `FILE, line N: warning: ...` (or `error:`), and the exit status is 1 when an error was found (0
+otherwise, 2 for usage), so config management and CI can gate on it. Checks the reference lacks (see
+--help) are additional lines; options are checked but never change this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import BinaryIO
+
+from pywrap import settings
+from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, getopt, table_paths
+from pywrap.diag import CollectingDiagnostics, Diagnostics, StreamDiagnostics
+from pywrap.inetconf import InetConf, Wrap, read_inetd_conf
+from pywrap.numeric import inet_pton6
+from pywrap.text import encode, same
+
+USAGE = """usage: {prog} [-a] [-d] [-i inet_conf] [-v]
+\t-a: report rules with implicit "ALLOW" at end
+\t-d: use allow/deny files in current directory
+\t-i: location of inetd.conf file
+\t-v: list all rules
+"""
+
+HELP = USAGE + """
+pywrap's tcpdchk also takes:
+\t--no-dns: do not resolve host names and addresses in the rules (no DNS at all)
+\t--json:   print the findings and the rules as JSON on stdout, nothing on stderr
+
+Findings go to stderr as "FILE, line N: warning: ..." (or error: / note:); the exit status is 1 when an
+error was found. Besides Debian's checks, it reports, each from a real failure seen in the field:
+\t- IPv6 addresses without [brackets] (fail2ban, DenyHosts and Wazuh wrote "ALL: 2001:db8::1", which tcpd
+\t  reads as client "2001" plus options, so the address is never blocked)
+\t- a line without a final newline or longer than 2046 characters: tcpd ignores the rest of the file,
+\t  and in hosts.deny that denies everybody
+\t- rules that can never match because an earlier rule always matches first, and exact duplicates
+\t  (rule sets grown by hand or by scripts)
+\t- name patterns that make tcpd look up the client's host name for every connection that reaches them
+\t- name checks are bounded in time (a busy resolver made Debian's tcpdchk take minutes)
+"""
+
+# Debian's list of programs that link libwrap themselves (so need not appear in inetd.conf)
+DEBIAN_WRAPPED = ("portmap mountd statd ugidd redir rlinetd sshd atftpd diald esound gdm gnome-session "
+                  "icecast icecast_admin icecast_client icecast_source mysqld ntop pptpd rquotad sendmail "
+                  "smail").split()
+
+
+def fake_request():
+    """The request tcpdchk runs options with (the reference's placeholder values)."""
+    from pywrap.request import Endpoint, Request
+
+    client = Endpoint("client_addr", name="client_hostname")
+    server = Endpoint("server_addr", name="server_hostname")
+    return Request("daemon_name", client, server, os.getpid(), user="user_name")
+
+
+class TcpdChk:
+    def __init__(self, stdout: BinaryIO, diag: Diagnostics, options: dict, prog: str) -> None:
+        self.stdout = stdout
+        self.diag = diag
+        self.options = options
+        self.prog = prog
+        self.out: list[str] = []
+        self.rules: list[dict] = []
+        self.seen: dict[tuple, tuple[str, int]] = {}        # rule text -> first place (duplicates)
+        self.catch_all: list[tuple[str, int, tuple[str, ...]]] = []  # earlier rules that always match
+
+    def run(self) -> int:
+        from pywrap.resolver import Resolver
+        from pywrap.rulecheck import RuleChecker
+
+        allow, deny = table_paths(bool(self.options.get("d")))
+        check_real_daemon_dir(self.diag)
+        inet_conf = self.options.get("i")
+        conf = read_inetd_conf(inet_conf if isinstance(inet_conf, str) else settings.INETD_CONF, self.diag,
+                               settings.REAL_DAEMON_DIR, explicit=isinstance(inet_conf, str))
+        if self.options.get("v"):
+            self.out.append(f"Using network configuration file: {conf.path or '(null)'}\n")
+        for name in DEBIAN_WRAPPED:
+            conf.set(name, Wrap.WRAPPED)
+        check_tables(self.diag, allow, deny)
+        self.checker = RuleChecker(self.diag, conf, Resolver(report=self.diag.warning),
+                                   check_names=not self.options.get("no-dns"))
+        self.inetconf: InetConf = conf
+        self.table(allow, granted=True)
+        self.table(deny, granted=False)
+        if self.checker.skipped_names:
+            skipped, budget = self.checker.skipped_names, self.checker.budget
+            self.diag.warning(f"name checks stopped after {budget:g} s: {skipped} more names and addresses "
+                              "were not resolved (--no-dns skips them all)")
+        return 0
+
+    def table(self, path: str, granted: bool) -> None:
+        from pywrap.tables import is_skipped, logical_lines, read_table
+
+        table = read_table(path)
+        if table.missing:
+            return
+        if table.data is None:
+            self.diag.warning(f"cannot open {path}: {table.error}")
+            return
+        for logical in logical_lines(table.data):
+            with self.diag.in_context(path, logical.line):
+                if not logical.complete:
+                    self.diag.warning("missing newline or line too long")
+                    self.diag.error(f"tcpd stops reading {path} here: " + (
+                        "no rule from here on grants anything" if granted else
+                        "every client that hosts.allow does not grant is denied"))
+                    continue
+                if is_skipped(logical.text):
+                    continue
+                self.rule(path, logical.line, logical.text, granted)
+
+    def rule(self, path: str, line: int, text: str, default_granted: bool) -> None:
+        from pywrap.grammar import list_tokens, parse_options, split_fields
+        from pywrap.options import DryRun, run_options
+
+        fields = split_fields(text)
+        if fields is None:
+            self.diag.warning('missing ":" separator')
+            return
+        daemons, clients, option_text = fields
+        self.checker.daemon_list(daemons)
+        self.checker.client_list(clients)
+        daemon_tokens = list_tokens(daemons, for_tcpdchk=True)
+        client_tokens = list_tokens(clients, for_tcpdchk=True)
+        self.extra_checks(path, line, daemon_tokens, client_tokens, clients, option_text)
+        access = default_granted
+        if option_text is not None:
+            effects = DryRun(write_banner=self.write_banner, warn=self.diag.warning)
+            result = run_options(parse_options(option_text), fake_request(), self.diag, effects)
+            if result.final in ("allow", "deny"):  # an error counts as deny; twist keeps the table's default
+                access = result.final == "allow"
+            if default_granted and result.final is None and self.options.get("a"):
+                self.diag.warning('implicit "allow" at end of rule')
+        elif default_granted and self.options.get("a"):
+            self.diag.warning('implicit "allow" at end of rule')
+        word = "granted" if access else "denied"
+        self.rules.append({"file": path, "line": line, "daemons": daemon_tokens, "clients": client_tokens,
+                           "access": word})
+        if self.options.get("v"):
+            self.out.append(f"\n>>> Rule {path} line {line}:\ndaemons:  {' '.join(daemon_tokens)}\n"
+                            f"clients:  {' '.join(client_tokens)}\naccess:   {word}\n")
+
+    # checks the reference lacks -----------------------------------------------------------------
+    def extra_checks(self, path: str, line: int, daemons: list[str], clients: list[str], client_text: str,
+                     option_text: str | None) -> None:
+        self.unbracketed_ipv6(clients, option_text)
+        key = (tuple(daemons), tuple(t.strip() for t in clients), (option_text or "").strip())
+        if key in self.seen:
+            where = self.seen[key]
+            self.diag.warning(f"duplicate of {where[0]}, line {where[1]}: this rule is never used")
+        else:
+            self.seen[key] = (path, line)
+            for file, number, catch_daemons in self.catch_all:
+                if catch_daemons == ("ALL",) or tuple(daemons) == catch_daemons:
+                    self.diag.warning(f"never used: {file}, line {number} matches every client of "
+                                      f"{' '.join(catch_daemons)} first")
+                    break
+        if self.always_matches(daemons, clients, option_text):
+            self.catch_all.append((path, line, tuple(daemons)))
+        needs_name = [t for t in clients if _needs_name(t)]
+        if needs_name:
+            self.diag.note(f"{', '.join(needs_name[:3])}{' ...' if len(needs_name) > 3 else ''}: "
+                           "tcpd looks up the client's host name (DNS) for every connection this rule sees")
+
+    @staticmethod
+    def always_matches(daemons: list[str], clients: list[str], option_text: str | None) -> bool:
+        """ALL (or one plain daemon name) for ALL clients, no EXCEPT, no aclexec that could fall through."""
+        if any(same(t, "EXCEPT") for t in daemons + clients) or not any(same(t, "ALL") for t in clients):
+            return False
+        if option_text is not None and "aclexec" in option_text.lower():
+            return False
+        return len(daemons) == 1 and "@" not in daemons[0] and not daemons[0].isdigit()
+
+    def unbracketed_ipv6(self, clients: list[str], option_text: str | None) -> None:
+        if not clients or option_text is None:
+            return
+        rest = option_text.split(None, 1)[0] if option_text.split() else ""
+        candidate = f"{clients[-1]}:{rest}"  # "ALL: 2001:db8::1" splits into client "2001", option "db8::1"
+        if inet_pton6(candidate) is not None:
+            self.diag.error(f"{candidate}: IPv6 address without [brackets]: tcpd reads the client "
+                            f'"{clients[-1]}" and takes the rest as options, so this address never matches; '
+                            f"write [{candidate}]")
+
+    def write_banner(self, data: bytes) -> None:
+        self.stdout.write(data)
+        self.stdout.flush()
+
+    def flush(self) -> None:
+        self.stdout.write(encode("".join(self.out)))
+        self.stdout.flush()
+        self.out.clear()
+
+
+def _needs_name(token: str) -> bool:
+    host = token[token.find("@", 1) + 1:] if token.find("@", 1) > 0 else token
+    if host.startswith(("/", "[")) or any(same(host, w) for w in ("ALL", "EXCEPT", "UNKNOWN", "FAIL")):
+        return False
+    if host.startswith("@") or any(same(host, w) for w in ("KNOWN", "LOCAL", "PARANOID")):
+        return True
+    if "/" in host:
+        return False
+    return not set(host) <= frozenset("0123456789./")
+
+
+def run(argv: list[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
+    prog = argv[0] if argv else "tcpdchk"
+    try:
+        options, operands = getopt(argv, "adv", "i", ("no-dns", "json", "help"))
+        if operands:
+            raise UsageError("")
+    except UsageError as e:
+        if str(e):
+            stderr.write(encode(f"{e}\n"))
+        stderr.write(encode(USAGE.format(prog=prog)))
+        return 2
+    if options.get("help"):
+        stdout.write(encode(HELP.format(prog=prog)))
+        return 0
+    as_json = bool(options.get("json"))
+    diag = CollectingDiagnostics() if as_json else StreamDiagnostics(stderr, os.path.basename(prog))
+    tool = TcpdChk(stdout, diag, options, os.path.basename(prog))
+    try:
+        tool.run()
+    except OSError as e:  # the -i file cannot be read
+        stderr.write(encode(f"open {options.get('i')}: {os.strerror(e.errno or 0)}\n"))
+        return 1
+    finally:
+        if not as_json:
+            tool.flush()
+    if as_json:
+        findings = [{"file": ctx[0] if ctx else None, "line": ctx[1] if ctx else None, "level": kind,
+                     "message": text} for kind, ctx, text in diag.records]
+        document = {"inetd_conf": tool.inetconf.path, "rules": tool.rules, "findings": findings}
+        stdout.write(encode(json.dumps(document, indent=1) + "\n"))
+        errors = sum(1 for f in findings if f["level"] == "error")
+    else:
+        errors = diag.counts.get("error", 0)
+    return 1 if errors else 0
+
+
+def main() -> int:
+    argv = [os.fsencode(a).decode("latin-1") for a in sys.argv]
+    return run(argv, sys.stdout.buffer, sys.stderr.buffer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

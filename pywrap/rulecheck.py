@@ -1,0 +1,230 @@
+"""tcpdchk's checks of one rule's daemon and client lists, worded and ordered as Debian's tcpdchk.
+
+Contract: `RuleChecker(diag, inetconf, resolver, check_names)` with `daemon_list(text)` and
+`client_list(text)` (the raw list fields) emits the reference's warnings through `diag` (its context names
+the table and line).
+Host patterns are checked like the reference: netgroups must have members, /file lists are read and every
+token checked (and, the reference's quirk, the rest of the list after an opened /file is not), net/mask
+syntax, FAIL, names resolved with the double-reverse check (bounded by a total time budget, and skipped with
+check_names=False), numbers reverse-resolved. Nothing here decides access.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from pywrap.diag import Diagnostics
+from pywrap.grammar import list_tokens
+from pywrap.inetconf import InetConf, Wrap
+from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6
+from pywrap.resolver import Resolver, format_address, parse_numeric, verified_name
+from pywrap.text import find_unbracketed, same
+
+RESERVED = ("ALL", "KNOWN", "LOCAL", "UNKNOWN", "PARANOID")
+NUMERIC = frozenset("0123456789.")
+NAME_CHECK_BUDGET = 60.0  # seconds of name lookups for a whole run; the rest is reported, not resolved
+
+
+def _fail_pair(diag: Diagnostics) -> None:
+    diag.warning("FAIL is no longer recognized")
+    diag.warning("(use EXCEPT or DENY instead)")
+
+
+class RuleChecker:
+    def __init__(self, diag: Diagnostics, inetconf: InetConf, resolver: Resolver, check_names: bool = True,
+                 budget: float = NAME_CHECK_BUDGET) -> None:
+        self.diag = diag
+        self.inetconf = inetconf
+        self.resolver = resolver
+        self.check_names = check_names
+        self.budget = budget
+        self.deadline = time.monotonic() + budget
+        self.skipped_names = 0
+
+    # daemon side -------------------------------------------------------------------------------
+    def daemon_list(self, text: str) -> None:
+        last = None
+        for token in list_tokens(text, for_tcpdchk=True):
+            last = token
+            if same(token, "EXCEPT"):
+                continue
+            at = find_unbracketed(token, "@", 1)
+            if at >= 0:
+                host = token[at + 1:]
+                if self.host(host) > 1:
+                    self.diag.warning(f"host {host} has more than one address")
+                    self.diag.warning("(consider using an address instead)")
+                token = token[:at]
+            self.daemon(token)
+        if last is None or same(last, "EXCEPT"):
+            self.diag.warning("daemon list is empty or ends in EXCEPT")
+
+    def daemon(self, pattern: str) -> None:
+        if pattern.startswith("@"):
+            self.diag.warning(f'{pattern}: daemon name begins with "@"')
+        elif pattern.startswith("/"):
+            self.diag.warning(f'{pattern}: daemon name begins with "/"')
+        elif pattern.startswith("."):
+            self.diag.warning(f"{pattern}: daemon name begins with dot")
+        elif pattern.endswith("."):
+            self.diag.warning(f"{pattern}: daemon name ends in dot")
+        elif same(pattern, "ALL") or same(pattern, "unknown"):
+            pass
+        elif same(pattern, "FAIL"):
+            _fail_pair(self.diag)
+        elif any(same(pattern, word) for word in ("KNOWN", "LOCAL", "PARANOID")):
+            self.diag.warning(f"{pattern}: daemon name may be reserved word")
+        else:
+            status = self.inetconf.get(pattern)
+            if status is Wrap.UNKNOWN:
+                self.diag.warning(f"{pattern}: no such process name in {self.inetconf.path or '(null)'}")
+                self.inetconf.set(pattern, Wrap.WRAPPED)  # say it once per name
+            elif status is Wrap.NOT_WRAPPED:
+                self.diag.warning(f"{pattern}: service possibly not wrapped")
+                self.inetconf.set(pattern, Wrap.WRAPPED)
+
+    # client side -------------------------------------------------------------------------------
+    def client_list(self, text: str) -> None:
+        last = None
+        for token in list_tokens(text, for_tcpdchk=True):
+            last = token
+            if same(token, "EXCEPT"):
+                continue
+            at = find_unbracketed(token, "@", 1)
+            if at >= 0:
+                self.user(token[:at])
+                host = token[at + 1:]
+            else:
+                host = token
+            if self.host(host) < 0:
+                return  # the reference's quirk: an opened /file list ends the check of this list
+        if last is None or same(last, "EXCEPT"):
+            self.diag.warning("client list is empty or ends in EXCEPT")
+
+    def user(self, pattern: str) -> None:
+        if pattern.startswith("@"):
+            self.diag.warning(f'{pattern}: user name begins with "@"')
+        elif pattern.startswith("/"):
+            self.diag.warning(f'{pattern}: user name begins with "/"')
+        elif pattern.startswith("."):
+            self.diag.warning(f"{pattern}: user name begins with dot")
+        elif pattern.endswith("."):
+            self.diag.warning(f"{pattern}: user name ends in dot")
+        elif any(same(pattern, word) for word in ("ALL", "KNOWN", "unknown")):
+            pass
+        elif same(pattern, "FAIL"):
+            _fail_pair(self.diag)
+        elif same(pattern, "PARANOID") or same(pattern, "LOCAL"):
+            self.diag.warning(f"{pattern}: user name may be reserved word")
+
+    def host(self, pattern: str) -> int:
+        """Check one host pattern; the number of addresses it stands for (1 unless it was resolved),
+        -1 after a /file list that could be opened."""
+        if pattern.startswith("@"):
+            from pywrap.netgroup import netgroup_has_members
+
+            if not netgroup_has_members(pattern[1:]):
+                self.diag.warning(f"{pattern[1:]}: unknown or empty netgroup")
+            return 1
+        if pattern.startswith("/"):
+            return self.file_list(pattern)
+        slash = find_unbracketed(pattern, "/")
+        if slash >= 0:
+            net, mask = pattern[:slash], pattern[slash + 1:]
+            if not _good_net_mask(net, mask):
+                self.diag.warning(f"{net}/{mask}: bad net/mask pattern")
+            return 1
+        if same(pattern, "FAIL"):
+            _fail_pair(self.diag)
+            return 1
+        if any(same(pattern, word) for word in RESERVED):
+            return 1
+        if len(pattern) >= 2 and pattern.startswith("[") and pattern.endswith("]") \
+                and inet_pton6(pattern[1:-1]) is not None:
+            return 1
+        if not set(pattern) <= NUMERIC:  # a name
+            if pattern.endswith("."):
+                self.diag.warning(f"{pattern}: domain or host name ends in dot")
+                return 1
+            if pattern.startswith("."):
+                return 1
+            return self.dns(pattern)
+        if pattern in ("0.0.0.0", "255.255.255.255"):
+            return 1
+        if pattern.startswith("."):
+            self.diag.warning(f"{pattern}: network number begins with dot")
+            return 1
+        if pattern.endswith("."):
+            return 1
+        return self.dns(pattern)
+
+    def file_list(self, path: str) -> int:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return 1
+        except IsADirectoryError:
+            return 1  # opens, but no line is ever read from it
+        except OSError as e:
+            self.diag.warning(f"open {path}: {os.strerror(e.errno or 0)}")
+            return 1
+        lines = _fgets_lines(data)
+        for number, raw in enumerate(lines, start=1):
+            with self.diag.in_context(path, number):
+                for token in re.split(rb"[ \t\r\n]+", raw):
+                    # a nested /file that was read ends this line too (the same strtok() quirk)
+                    if token and self.host(token.decode("latin-1")) < 0:
+                        break
+        # the reference reads the file with the same strtok() as the list: once a line was read, the
+        # list's own tokenizing is lost and the rest of the list goes unchecked
+        return -1 if lines else 1
+
+    def dns(self, host: str) -> int:
+        """Resolve a name or number, warn like the reference, double-reverse check every address."""
+        if not self.check_names:
+            return 1
+        if time.monotonic() > self.deadline:
+            self.skipped_names += 1
+            return 1
+        addresses = self._find_addresses(host)
+        for family, packed in addresses:
+            if verified_name(self.resolver, family, packed, self.diag.warning) == "unknown":
+                self.diag.warning(f"host address {format_address(family, packed)}->name lookup failed")
+        return len(addresses)
+
+    def _find_addresses(self, host: str) -> list[tuple[int, bytes]]:
+        numeric = parse_numeric(host)
+        if numeric is not None:
+            return [numeric]
+        self.resolver.lookup_deadline()
+        found = self.resolver.forward(host, None) if "\0" not in host else None
+        if found is None:
+            self.diag.warning(f"{host}: host not found")
+            return []
+        canonical, addresses = found
+        if not same(canonical, host):
+            self.diag.warning(f"{host}: hostname alias")
+            self.diag.warning(f"(official name: {canonical[:127]})")
+        return addresses
+
+
+def _good_net_mask(net: str, mask: str) -> bool:
+    if dot_quad_addr(net) != INADDR_NONE:
+        return dot_quad_addr(mask) != INADDR_NONE or 1 <= atoi(mask) <= 32
+    if len(net) >= 2 and net.startswith("[") and net.endswith("]") and inet_pton6(net[1:-1]) is not None:
+        return 0 <= atoi(mask) <= 128
+    return False
+
+
+def _fgets_lines(data: bytes, size: int = 8192) -> list[bytes]:
+    """fgets(buf, BUFSIZ) pieces, each cut at a NUL as strtok would see it."""
+    out, pos = [], 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos, pos + size - 1)
+        end = pos + size - 1 if nl < 0 else nl + 1
+        out.append(data[pos:end].split(b"\0", 1)[0])
+        pos = end
+    return out
