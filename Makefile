@@ -27,7 +27,7 @@ CFLAGS          ?= -O2 -Wall -Wextra
 LIBDIR  := $(PREFIX)/lib/pywrap
 SBINDIR := $(PREFIX)/sbin
 MANDIR  := $(PREFIX)/share/man
-PROGRAMS := tcpdmatch tcpdchk
+PROGRAMS := tcpdmatch tcpdchk try-from safe_finger
 MAN8     := tcpdmatch.8
 
 # The development venv is made from the interpreter's real path (never a pyenv shell shim).

@@ -228,7 +228,7 @@ def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogColl
 def private_sbin(root: str) -> None:
     sbin = os.path.join(root, "sbin")
     os.mkdir(sbin)
-    for program in ("tcpd", "inetd"):
+    for program in ("tcpd", "inetd", "try-from"):
         shutil.copy2(os.path.join("/usr/sbin", program), sbin)
     with open(os.path.join(sbin, "showargs.py"), "w") as f:
         f.write(PROBE)
