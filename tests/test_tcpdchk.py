@@ -110,3 +110,33 @@ def test_no_dns_resolves_nothing_and_json_is_machine_readable():
         in document["findings"]
     assert document["rules"][1] == {"file": "hosts.allow", "line": 2, "daemons": ["sshd"], "clients": ["ALL"],
                                     "access": "denied"}
+
+
+XINETD = {
+    "xinetd.conf": "defaults\n{\n\tinstances = 60\n}\nincludedir /D/xinetd.d\n",
+    "xinetd.d/finger": "service finger\n{\n\tsocket_type = stream\n\tserver = /usr/sbin/tcpd\n"
+                       "\tserver_args = /usr/sbin/in.fingerd -w\n}\n",
+    "xinetd.d/telnet": "service telnet\n{\n\tserver = /D/bin/in.telnetd\n}\n",
+    "xinetd.d/ftp": "service ftp\n{\n\tflags = REUSE NOLIBWRAP\n\tserver = /D/bin/ftpd\n}\n",
+    "xinetd.d/off": "service off\n{\n\tdisable = yes\n\tserver = /D/bin/offd\n}\n",
+    "xinetd.d/ignored.rpmsave": "service ignored\n{\n\tserver = /D/bin/x\n}\n",
+    "bin/in.telnetd": "#!/bin/sh\n", "bin/ftpd": "#!/bin/sh\n",
+    "hosts.allow": "in.fingerd, telnet, ftp, off, ignored: ALL\n",
+}
+
+
+def test_xinetd_configuration():
+    """Beyond the reference (it knows inetd.conf only): xinetd.conf with includedir, tcpd as server,
+    xinetd's own libwrap check (named after the service) and NOLIBWRAP."""
+    chk, match = run_cases([case(XINETD, "-d", "-v", "-i", "/D/xinetd.conf",
+                                 modes={"bin/in.telnetd": 0o755, "bin/ftpd": 0o755}),
+                            {"files": XINETD, "args": ["-i", "/D/xinetd.conf", "ftp", "10.0.0.1"],
+                             "modes": {"bin/in.telnetd": 0o755, "bin/ftpd": 0o755}}], reference=False)
+    out, err = chk["ours"]["stdout"], chk["ours"]["stderr"]
+    assert out.startswith("Using network configuration file: /tmp/")
+    assert out.splitlines()[0].endswith("/xinetd.conf")
+    assert "hosts.allow, line 1: warning: ftp: service possibly not wrapped" in err
+    assert "hosts.allow, line 1: warning: off: no such process name in " in err
+    assert "hosts.allow, line 1: warning: ignored: no such process name in " in err
+    assert "in.fingerd:" not in err and "telnet:" not in err
+    assert "tcpdmatch: warning: ftp: service possibly not wrapped" in match["ours"]["stderr"]
