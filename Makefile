@@ -21,6 +21,8 @@ RFC931_TIMEOUT  ?= 10
 DNS_TIMEOUT     ?= 5
 DNS_SERVERS     ?=
 PARANOID        ?= 0
+# Where tcpd keeps parsed tables between connections ("" for no cache).
+CACHE_DIR       ?= /var/cache/pywrap
 CC              ?= cc
 CFLAGS          ?= -O2 -Wall -Wextra
 
@@ -28,7 +30,8 @@ LIBDIR  := $(PREFIX)/lib/pywrap
 SBINDIR := $(PREFIX)/sbin
 MANDIR  := $(PREFIX)/share/man
 PROGRAMS := tcpdmatch tcpdchk try-from safe_finger
-MAN8     := tcpdmatch.8
+MAN5     := $(notdir $(wildcard man/*.5))
+MAN8     := $(notdir $(wildcard man/*.8))
 
 # The development venv is made from the interpreter's real path (never a pyenv shell shim).
 VENV        := .venv
@@ -90,13 +93,14 @@ install: venv $(LAUNCHER)
 	$(VENV_PY) tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
 	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)" \
 	  REFUSE_PAUSE="$(REFUSE_PAUSE)" RFC931_TIMEOUT="$(RFC931_TIMEOUT)" DNS_TIMEOUT="$(DNS_TIMEOUT)" \
-	  DNS_SERVERS="$(DNS_SERVERS)" PARANOID="$(PARANOID)"
+	  DNS_SERVERS="$(DNS_SERVERS)" PARANOID="$(PARANOID)" CACHE_DIR="$(CACHE_DIR)"
 	"$(PYTHON)" -m compileall -q "$(DESTDIR)$(LIBDIR)"
 	for p in $(PROGRAMS); do \
 	  $(VENV_PY) tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
 	done
 	chmod -R u+rwX,go+rX,go-w "$(DESTDIR)$(LIBDIR)"
 	install -m 755 $(LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd"
+	for page in $(MAN5); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man5/$$page"; done
 	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
 
 # Install into ./demo-prefix and show tcpd working under a real inetd on loopback (tools/demo.py).

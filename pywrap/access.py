@@ -11,40 +11,74 @@ Anything that goes wrong inside (a /file loop, an internal error) denies: fail c
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from enum import Enum
+from collections import namedtuple
 
 from pywrap.diag import Diagnostics
 from pywrap.options import Effects, run_options
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
 from pywrap.rules import Entry, LineProblem, Rule
-from pywrap.tables import read_table, significant_lines
+from pywrap.tables import significant_lines
 
 
-class Scan(Enum):
+class Scan:
+    """What scanning one table gave."""
+
     NO_MATCH = "no match"
     MATCH = "match"
     ERROR = "error"
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(namedtuple("Verdict", "granted delegated rule failed", defaults=(False, None, False))):
     granted: bool
-    delegated: bool = False          # a `twist` option took over
-    rule: Rule | None = None         # the rule that decided, if any
-    failed: bool = False             # denied because a rule could not be evaluated at all (fail closed)
+    delegated: bool                  # a `twist` option took over
+    rule: Rule | None                # the rule that decided, if any
+    failed: bool                     # denied because a rule could not be evaluated at all (fail closed)
+    __slots__ = ()
 
 
-@dataclass
 class _Scanning:
-    matcher: Matcher
-    diag: Diagnostics
-    effects: Effects
-    aclexec_failed: bool = False     # never reset, as in the reference
-    final: str | None = None
-    rule: Rule | None = None
-    stale_context: tuple[str, int] | None = None
+    def __init__(self, matcher: Matcher, diag: Diagnostics, effects: Effects) -> None:
+        self.matcher = matcher
+        self.diag = diag
+        self.effects = effects
+        self.aclexec_failed = False  # never reset, as in the reference
+        self.final: str | None = None
+        self.rule: Rule | None = None
+        self.stale_context: tuple[str, int] | None = None
+
+
+def load_table(path: str, diag: Diagnostics) -> tuple[str, tuple[Entry, ...]]:
+    """("missing" | "error: <strerror>" | "ok", entries) for a table, through the parsed-table cache."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "missing", ()
+    except OSError as e:
+        return f"error: {os.strerror(e.errno or 0)}", ()
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            # the reference opens a directory and reads no line from it: an empty table
+            diag.warning(f"{path}: is a directory, read as an empty table")
+            return "ok", ()
+        from pywrap.tablecache import cached_entries, store_entries
+
+        entries = cached_entries(path, fd, diag.warning)
+        if entries is None:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            entries = parsed_table(b"".join(chunks), path)
+            if entries:
+                store_entries(path, fd, entries)
+        return "ok", entries
+    except OSError as e:
+        return f"error: {os.strerror(e.errno or 0)}", ()
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=16)
@@ -57,18 +91,15 @@ def parsed_table(data: bytes, path: str) -> tuple[Entry, ...]:
     return parse_lines(lines, path)
 
 
-def _scan(path: str, state: _Scanning) -> Scan:
-    table = read_table(path)
-    if table.missing:
+def _scan(path: str, state: _Scanning) -> str:
+    status, entries = load_table(path, state.diag)
+    if status == "missing":
         return Scan.NO_MATCH
-    if table.data is None:
-        state.diag.warning(f"cannot open {path}: {table.error}")
+    if status != "ok":
+        state.diag.warning(f"cannot open {path}: {status[len('error: '):]}")
         return Scan.ERROR
-    if table.is_directory:
-        # silent in the reference; same verdict (an empty table), but the admin should know
-        state.diag.warning(f"{path}: is a directory, read as an empty table")
     matched: Rule | None = None
-    for entry in parsed_table(table.data, path):
+    for entry in entries:
         with state.diag.in_context(entry.file, entry.line):
             if isinstance(entry, LineProblem):
                 for message in entry.messages:

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from pywrap.text import encode
+
+TYPE_CHECKING = False  # typing costs start-up time on tcpd's per-connection path; only checkers need it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 class Diagnostics:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from collections import namedtuple
 
 from pywrap.diag import Diagnostics
 
@@ -20,21 +20,21 @@ PEEK_SIZE = 8192
 IPOPT_EOL, IPOPT_NOP, IPOPT_LSRR, IPOPT_SSRR = 0, 1, 131, 137
 
 
-@dataclass(frozen=True)
-class Side:
+class Side(namedtuple("Side", "family packed port address")):
     family: int
     packed: bytes | None     # None for AF_UNIX
     port: int | None
     address: str             # what %a / %A and the log lines show
+    __slots__ = ()
 
 
-@dataclass
-class Discovery:
+class Discovery(namedtuple("Discovery", "sock client server sink error", defaults=(None,))):
     sock: socket.socket | None
     client: Side | None
     server: Side | None
     sink: bool
-    error: str | None = None  # the strerror text when fd 0 is no socket at all
+    error: str | None  # the strerror text when fd 0 is no socket at all
+    __slots__ = ()
 
 
 def _side(family: int, sockaddr) -> Side:

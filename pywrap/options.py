@@ -10,10 +10,8 @@ the tools show. The tcpd effects arrive with tcpd itself.
 
 from __future__ import annotations
 
-import grp
-import pwd
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pywrap.diag import Diagnostics
 from pywrap.expand import ExpansionTooLong, expand
@@ -31,11 +29,11 @@ FACILITIES = {
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 
 
-@dataclass(frozen=True, slots=True)
-class OptionSpec:
+class OptionSpec(namedtuple("OptionSpec", "value last expands")):
     value: str        # "required", "optional" or "none"
     last: bool        # must be the last option of the rule
     expands: bool     # the value is %-expanded first
+    __slots__ = ()
 
 
 SPECS: dict[str, OptionSpec] = {
@@ -61,11 +59,14 @@ class OptionError(Exception):
     """An option error: logged as `error: ...`, and the request is denied."""
 
 
-@dataclass
 class OptionsResult:
-    final: str | None = None       # "allow", "deny" (an error counts as deny) or "twist"; None: fell through
-    aclexec_failed: bool = False
-    error: bool = False            # an option error ended processing
+    __slots__ = ("final", "aclexec_failed", "error")
+
+    def __init__(self) -> None:
+        # "allow", "deny" (an error counts as deny) or "twist"; None: processing fell through
+        self.final: str | None = None
+        self.aclexec_failed = False
+        self.error = False              # an option error ended processing
 
 
 class Effects:
@@ -186,6 +187,8 @@ def _umask(value: str, request: Request, effects: Effects) -> None:
 
 
 def _group(value: str, request: Request, effects: Effects) -> None:
+    import grp
+
     try:
         entry = grp.getgrnam(value)
     except (KeyError, ValueError):
@@ -194,6 +197,9 @@ def _group(value: str, request: Request, effects: Effects) -> None:
 
 
 def _user(value: str, request: Request, effects: Effects) -> None:
+    import grp
+    import pwd
+
     name, dot, group = value.partition(".")
     gid = None
     if dot:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from pywrap import settings
 from pywrap.numeric import (
@@ -26,6 +25,7 @@ from pywrap.request import known_name
 from pywrap.rules import PatternList
 from pywrap.text import find_unbracketed, fold, same
 
+TYPE_CHECKING = False  # no `typing` import at run time: it is on tcpd's per-connection path
 if TYPE_CHECKING:
     from pywrap.diag import Diagnostics
     from pywrap.request import Endpoint, Request

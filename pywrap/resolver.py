@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pywrap import settings
 from pywrap.numeric import inet_aton, inet_pton6
@@ -46,11 +46,11 @@ def parse_numeric(text: str) -> Address | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class HostsLine:
+class HostsLine(namedtuple("HostsLine", "family packed names")):
     family: int
     packed: bytes
     names: tuple[str, ...]  # the first is the canonical name
+    __slots__ = ()
 
 
 class HostsFile:
@@ -123,13 +123,15 @@ def valid_hostname(name: str) -> bool:
     return all(label and set(label) <= HOSTNAME_CHARS for label in name.split("."))
 
 
-@dataclass
 class ResolvConf:
-    nameservers: list[tuple[str, int]]  # (address, port)
-    search: list[str]
-    ndots: int = 1
-    timeout: float = 5.0   # per try, as glibc's `options timeout:`
-    attempts: int = 2      # rounds over the servers, as glibc's `options attempts:`
+    """What /etc/resolv.conf says (glibc's defaults where it says nothing)."""
+
+    def __init__(self, nameservers: list[tuple[str, int]], search: list[str]) -> None:
+        self.nameservers = nameservers  # (address, port)
+        self.search = search
+        self.ndots = 1
+        self.timeout = 5.0   # per try, as glibc's `options timeout:`
+        self.attempts = 2    # rounds over the servers, as glibc's `options attempts:`
 
 
 def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:

@@ -7,11 +7,10 @@ line too long). Patterns stay the strings the admin wrote; `pywrap.patterns` giv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 
-@dataclass(frozen=True, slots=True)
-class PatternList:
+class PatternList(namedtuple("PatternList", "patterns exceptions", defaults=(None,))):
     """`patterns EXCEPT exceptions`: matches when some pattern matches and the exceptions do not.
 
     EXCEPT nests to the right, as in the reference: `a EXCEPT b EXCEPT c` is `a EXCEPT (b EXCEPT c)`. An empty
@@ -19,7 +18,9 @@ class PatternList:
     """
 
     patterns: tuple[str, ...]
-    exceptions: PatternList | None = None
+    exceptions: PatternList | None
+
+    __slots__ = ()
 
     def tokens(self) -> tuple[str, ...]:
         """The list as written, EXCEPT keywords included."""
@@ -33,8 +34,7 @@ class PatternList:
         return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class OptionField:
+class OptionField(namedtuple("OptionField", "keyword value")):
     """One `:`-separated field of a rule's option part, split into keyword and value as the reference does.
 
     `value` is "" when the option has none. Whether the keyword exists and the value is valid is decided
@@ -43,25 +43,28 @@ class OptionField:
 
     keyword: str
     value: str
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(namedtuple("Rule", "file line daemons clients options")):
+    """One rule: where it is, its two lists, and its option fields."""
+
     file: str
     line: int
     daemons: PatternList
     clients: PatternList
     options: tuple[OptionField, ...] | None  # None: the rule has no third field at all
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class LineProblem:
+class LineProblem(namedtuple("LineProblem", "file line messages fatal")):
     """A logical line the scan warns about. `fatal`: the rest of the table is ignored (an ERROR table)."""
 
     file: str
     line: int
     messages: tuple[str, ...]
     fatal: bool
+    __slots__ = ()
 
 
 Entry = Rule | LineProblem

@@ -19,6 +19,8 @@ PARANOID = False             # the reference's PARANOID build: refuse clients wh
 STRING_LENGTH = 128          # the reference keeps host, user and daemon strings in 128-byte buffers
 TABLE_LINE_BUFFER = 2048     # a logical rule line is assembled in this many bytes (2046 + newline + NUL)
 MAX_FILE_LIST_DEPTH = 32     # nesting of /file lists; the reference recurses until it crashes
+CACHE_DIR = ""                # where tcpd keeps parsed tables ("" = no cache); make install sets
+                             # /var/cache/pywrap
 REFUSE_PAUSE = 5             # seconds tcpd waits before exiting after a refusal (keeps inetd from respawning
                              # at full speed for a hostile client), as the reference does
 

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from pywrap import settings
 from pywrap.text import decode
 
 
-@dataclass(frozen=True, slots=True)
-class LogicalLine:
+class LogicalLine(namedtuple("LogicalLine", "text line complete")):
     text: str       # latin-1 text, with its newline when complete
     line: int       # line number the reference reports for it
     complete: bool  # False: missing newline or line too long
+    __slots__ = ()
 
 
 def logical_lines(data: bytes, buffer_size: int = settings.TABLE_LINE_BUFFER) -> Iterator[LogicalLine]:
@@ -75,13 +75,13 @@ def significant_lines(data: bytes) -> list[LogicalLine]:
     return [x for x in logical_lines(data) if not x.complete or not is_skipped(x.text)]
 
 
-@dataclass(frozen=True, slots=True)
-class TableRead:
+class TableRead(namedtuple("TableRead", "path data error missing is_directory", defaults=(False, False))):
     path: str
     data: bytes | None   # None: missing or unreadable
     error: str | None    # strerror text when the file exists but cannot be read; None otherwise
-    missing: bool = False
-    is_directory: bool = False  # read as empty, like the reference, but worth a warning
+    missing: bool
+    is_directory: bool  # read as empty, like the reference, but worth a warning
+    __slots__ = ()
 
 
 def read_table(path: str) -> TableRead:

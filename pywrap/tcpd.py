@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import NoReturn
 
 from pywrap import settings
 from pywrap.log import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, SyslogClient, SyslogDiagnostics
 from pywrap.text import encode, truncate
+
+TYPE_CHECKING = False  # no `typing` import at run time: start-up is paid per connection
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 EXIT_REFUSED = 0       # a refusal by the rules: the reference's exit status
 EXIT_FAILURE = 1       # anything that went wrong: deny, log, and say so in the status too
@@ -94,7 +97,6 @@ class Tcpd:
         self.grant()
 
     def build_request(self):
-        from pywrap.ident import ident_user
         from pywrap.request import Endpoint, Request
         from pywrap.resolver import Resolver, unmap, verified_name
 
@@ -114,6 +116,7 @@ class Tcpd:
         def user(request: Request) -> str:
             if discovery.sink or discovery.client is None or discovery.server is None:
                 return "unknown"
+            from pywrap.ident import ident_user  # only when a rule or expansion asks for the user
             timeout = (self.effects.ident_timeout if self.effects else None) or settings.RFC931_TIMEOUT
             return ident_user(discovery.client, discovery.server, timeout)
 

@@ -26,6 +26,8 @@ def install_ours(**settings: str) -> str:
     prefix = tempfile.mkdtemp(prefix="pywrap-tcpd-")
     os.chmod(prefix, 0o755)
     args = [f"{k}={v}" for k, v in settings.items()]
+    if "CACHE_DIR" not in settings:
+        args.append(f"CACHE_DIR={prefix}/cache")  # the parsed-table cache stays inside the test prefix
     proc = subprocess.run(["make", "-C", ROOT, "install", f"PREFIX={prefix}", *args], capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

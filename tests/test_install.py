@@ -30,7 +30,8 @@ def prefix():
     for name, text in (("hosts.allow", ALLOW), ("hosts.deny", DENY)):
         with open(os.path.join(etc, name), "w") as f:
             f.write(text)
-    make("install", f"PREFIX={base}", f"HOSTS_ALLOW={etc}/hosts.allow", f"HOSTS_DENY={etc}/hosts.deny")
+    make("install", f"PREFIX={base}", f"HOSTS_ALLOW={etc}/hosts.allow", f"HOSTS_DENY={etc}/hosts.deny",
+         f"CACHE_DIR={base}/cache")
     return base
 
 
@@ -47,6 +48,9 @@ def test_layout_and_baked_settings(prefix):
     for sub in ("pyparsing", "dns", "pywrap"):
         assert os.path.isdir(os.path.join(prefix, "lib", "pywrap", sub))
     assert os.path.isfile(os.path.join(prefix, "share", "man", "man8", "tcpdmatch.8"))
+    for page in ("tcpd.8", "tcpdchk.8", "hosts_access.5", "hosts_options.5"):
+        section = "man" + page[-1]
+        assert os.path.isfile(os.path.join(prefix, "share", "man", section, page))
 
 
 @pytest.mark.parametrize("client", QUERIES)
@@ -69,7 +73,7 @@ def test_installed_tcpdmatch_as_nobody_agrees_with_debian(prefix, client):
 
 def test_destdir_stages_without_touching_prefix():
     stage = tempfile.mkdtemp(prefix="pywrap-destdir-")
-    make("install", f"DESTDIR={stage}", "PREFIX=/opt/pywrap-test")
+    make("install", f"DESTDIR={stage}", "PREFIX=/opt/pywrap-test", "CACHE_DIR=/opt/pywrap-test/cache")
     assert not os.path.exists("/opt/pywrap-test")
     program = os.path.join(stage, "opt/pywrap-test/sbin/tcpdmatch")
     with open(program) as f:

@@ -140,3 +140,12 @@ def test_xinetd_configuration():
     assert "hosts.allow, line 1: warning: ignored: no such process name in " in err
     assert "in.fingerd:" not in err and "telnet:" not in err
     assert "tcpdmatch: warning: ftp: service possibly not wrapped" in match["ours"]["stderr"]
+
+
+def test_option_lines_only_with_v():
+    files = {"hosts.allow": "sshd: ALL: spawn echo %a : allow\n"}
+    quiet, verbose = run_cases([case(files, "-d"), case(files, "-d", "-v")])
+    assert "option:" not in quiet["ours"]["stderr"]
+    assert "hosts.allow, line 1: option: spawn echo client_addr" in verbose["ours"]["stderr"]
+    for result in (quiet, verbose):
+        assert differences(result, program="tcpdchk") == []

@@ -6,7 +6,7 @@ Usage: write_build_settings.py OUTFILE NAME=VALUE ...   (values are strings; nam
 import re
 import sys
 
-PATHS = {"REAL_DAEMON_DIR", "HOSTS_ALLOW", "HOSTS_DENY"}
+PATHS = {"REAL_DAEMON_DIR", "HOSTS_ALLOW", "HOSTS_DENY", "CACHE_DIR"}
 NUMBERS = {"REFUSE_PAUSE", "RFC931_TIMEOUT", "DNS_TIMEOUT"}
 FLAGS = {"PARANOID"}
 SERVERS = {"DNS_SERVERS"}
@@ -24,6 +24,8 @@ def main(argv: list[str]) -> int:
             lines.append(f"{name} = {value == '1'}")
         elif sep and name in SERVERS and all(SERVER.match(v) for v in value.split()):
             lines.append(f"{name} = {value!r}")
+        elif sep and name == "CACHE_DIR" and value == "":
+            lines.append(f"{name} = ''")
         elif sep and name in PATHS and value.startswith("/") and "'" not in value:
             lines.append(f"{name} = {value!r}")
         else:

@@ -227,7 +227,9 @@ def run(argv: list[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
         stdout.write(encode(HELP.format(prog=prog)))
         return 0
     as_json = bool(options.get("json"))
-    diag = CollectingDiagnostics() if as_json else StreamDiagnostics(stderr, os.path.basename(prog))
+    # like Debian's, the `option:` trace lines only with -v
+    diag = (CollectingDiagnostics() if as_json
+            else StreamDiagnostics(stderr, os.path.basename(prog), trace=bool(options.get("v"))))
     tool = TcpdChk(stdout, diag, options, os.path.basename(prog))
     try:
         tool.run()

@@ -1,0 +1,145 @@
+"""A cache of parsed tables, so that tcpd does not load the grammar (pyparsing) on every connection.
+
+Contract: `cached_entries(path, fd)` returns the parsed entries of the open table file `fd` if the cache holds
+them for exactly this file state, else None; `store_entries(path, fd, entries)` records them. A file state
+is (device, inode, size, mtime_ns, ctime_ns) of the open file: any write changes ctime, so an edit is seen by
+the next connection even within the same second and at the same size. The cache is plain data (marshal of
+tuples, strings, numbers, booleans and None only — never pickle — checked type by type on load), written
+atomically (temp file + rename, safe under many concurrent tcpd processes), and used only when it is
+owned by root or the running user and writable by neither group nor others. Anything odd about it (corrupt,
+truncated, foreign, unwritable directory) means a miss and the slow path, with `note` told why; it can
+never change a verdict. Its location is the CACHE_DIR build setting; "" turns it off.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+from pywrap import settings
+from pywrap.rules import LineProblem, OptionField, PatternList, Rule
+
+FORMAT = 1
+MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _cache_file(path: str) -> str | None:
+    if not settings.CACHE_DIR:
+        return None
+    name = os.path.abspath(path).replace("%", "%25").replace("/", "%2F")
+    return os.path.join(settings.CACHE_DIR, name + ".tables")
+
+
+def _state(fd: int) -> tuple[int, int, int, int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+# entries <-> plain data ----------------------------------------------------------------------------
+def _plist_data(plist: PatternList | None):
+    return None if plist is None else (tuple(plist.patterns), _plist_data(plist.exceptions))
+
+
+def _plist(data) -> PatternList:
+    patterns, exceptions = data
+    if not (isinstance(patterns, tuple) and all(isinstance(p, str) for p in patterns)):
+        raise ValueError("bad pattern list")
+    return PatternList(patterns, None if exceptions is None else _plist(exceptions))
+
+
+def to_data(entries) -> tuple:
+    out = []
+    for entry in entries:
+        if isinstance(entry, Rule):
+            options = None if entry.options is None else tuple((o.keyword, o.value) for o in entry.options)
+            out.append(("R", entry.file, entry.line, _plist_data(entry.daemons), _plist_data(entry.clients),
+                        options))
+        else:
+            out.append(("P", entry.file, entry.line, tuple(entry.messages), entry.fatal))
+    return tuple(out)
+
+
+def from_data(data) -> tuple:
+    entries = []
+    for item in data:
+        if item[0] == "R":
+            _, file, line, daemons, clients, options = item
+            if options is not None:
+                if not all(isinstance(k, str) and isinstance(v, str) for k, v in options):
+                    raise ValueError("bad options")
+                options = tuple(OptionField(k, v) for k, v in options)
+            entries.append(Rule(_str(file), _int(line), _plist(daemons), _plist(clients), options))
+        elif item[0] == "P":
+            _, file, line, messages, fatal = item
+            if not (all(isinstance(m, str) for m in messages) and isinstance(fatal, bool)):
+                raise ValueError("bad problem")
+            entries.append(LineProblem(_str(file), _int(line), tuple(messages), fatal))
+        else:
+            raise ValueError("bad entry")
+    return tuple(entries)
+
+
+def _str(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
+def _int(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("not a number")
+    return value
+
+
+# the cache file -------------------------------------------------------------------------------------
+def _trusted(st: os.stat_result) -> bool:
+    return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
+
+
+def cached_entries(path: str, fd: int, note=None) -> tuple | None:
+    cache = _cache_file(path)
+    if cache is None:
+        return None
+    try:
+        with open(cache, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not _trusted(st):
+                if note:
+                    note(f"{cache}: not owned by root or this user, or writable by others; not used")
+                return None
+            blob = f.read()
+    except OSError:
+        return None
+    try:
+        magic, state, key_path, data = marshal.loads(blob)
+        if magic != MAGIC or key_path != path or state != _state(fd):
+            return None
+        return from_data(data)
+    except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
+        if note:
+            note(f"{cache}: unreadable cache, parsing {path} instead")
+        return None
+
+
+def store_entries(path: str, fd: int, entries) -> None:
+    cache = _cache_file(path)
+    if cache is None:
+        return
+    try:
+        os.makedirs(settings.CACHE_DIR, mode=0o755, exist_ok=True)
+        blob = marshal.dumps((MAGIC, _state(fd), path, to_data(entries)))
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd_out, view):]
+        finally:
+            os.close(fd_out)
+        os.replace(tmp, cache)
+    except (OSError, ValueError):
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass

@@ -1,0 +1,122 @@
+"""The parsed-table cache: used when it matches the file exactly, never stale, never trusted when it is not
+ours, never able to crash or change a verdict, safe with many processes at once."""
+
+from __future__ import annotations
+
+import marshal
+import multiprocessing
+import os
+
+import pytest
+
+from pywrap import access, settings, tablecache
+from pywrap.diag import CollectingDiagnostics
+
+RULES = b"sshd: 10.0.0.1 EXCEPT 10.0.0.2 : spawn echo %a\nALL: .example.com\n"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "CACHE_DIR", str(tmp_path / "cache"))
+    access.parsed_table.cache_clear()
+    return tmp_path
+
+
+def load(path):
+    diag = CollectingDiagnostics()
+    status, entries = access.load_table(str(path), diag)
+    return status, entries, diag.records
+
+
+def counting_parser(monkeypatch):
+    calls = []
+    real = access.parsed_table.__wrapped__
+
+    def parse(data, path):
+        calls.append(path)
+        return real(data, path)
+
+    monkeypatch.setattr(access, "parsed_table", parse)
+    return calls
+
+
+def test_second_load_comes_from_the_cache(cache, monkeypatch):
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    calls = counting_parser(monkeypatch)
+    first = load(table)
+    second = load(table)
+    assert first == second and first[0] == "ok" and len(first[1]) == 2
+    assert calls == [str(table)]  # parsed once
+    assert len(os.listdir(cache / "cache")) == 1
+
+
+def test_an_edit_in_the_same_second_with_the_same_size_is_seen(cache, monkeypatch):
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    stamp = os.stat(table)
+    load(table)
+    table.write_bytes(RULES.replace(b"10.0.0.1", b"10.0.0.9"))
+    os.utime(table, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same size, same mtime: ctime still moves
+    _, entries, _ = load(table)
+    assert entries[0].clients.patterns == ("10.0.0.9",)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "code", "wrong types", "empty"])
+def test_a_damaged_cache_is_a_miss(cache, damage):
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    good = load(table)[1]
+    (cache_file,) = (cache / "cache").iterdir()
+    blob = cache_file.read_bytes()
+    magic, state, path, data = marshal.loads(blob)
+    replacement = {
+        "truncate": blob[: len(blob) // 2],
+        "garbage": os.urandom(200),
+        "code": marshal.dumps((magic, state, path, compile("1/0", "x", "eval"))),
+        "wrong types": marshal.dumps((magic, state, path, (("R", 1, "x", None, None, None),))),
+        "empty": b"",
+    }[damage]
+    cache_file.write_bytes(replacement)
+    status, entries, records = load(table)
+    assert status == "ok" and entries == good
+    assert damage == "empty" or any("unreadable cache" in text for _, _, text in records)
+
+
+def test_a_cache_others_can_write_is_not_used(cache, monkeypatch):
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    load(table)
+    (cache_file,) = (cache / "cache").iterdir()
+    os.chmod(cache_file, 0o666)
+    calls = counting_parser(monkeypatch)
+    _, entries, records = load(table)
+    assert calls == [str(table)] and len(entries) == 2
+    assert any("writable by others; not used" in text for _, _, text in records)
+
+
+def test_no_cache_directory_is_fine(tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "CACHE_DIR", "/proc/no-such-place/pywrap")
+    table = tmp_path / "hosts.allow"
+    table.write_bytes(RULES)
+    assert load(table)[0] == "ok" and len(load(table)[1]) == 2
+
+
+def _worker(args):
+    table, cache_dir, edits = args
+    settings.CACHE_DIR = cache_dir
+    out = []
+    for _ in range(edits):
+        diag = CollectingDiagnostics()
+        out.append(access.load_table(table, diag)[1][0].clients.patterns)
+    return out
+
+
+def test_many_processes_at_once(cache):
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    with multiprocessing.get_context("fork").Pool(16) as pool:
+        results = pool.map(_worker, [(str(table), str(cache / "cache"), 5)] * 64)
+    assert all(r == [("10.0.0.1",)] * 5 for r in results)
+    assert [n for n in os.listdir(cache / "cache") if n.endswith(".tmp")] == []
+    assert tablecache.cached_entries(str(table), os.open(table, os.O_RDONLY)) is not None
