@@ -61,15 +61,21 @@ class RuleChecker:
         if last is None or same(last, "EXCEPT"):
             self.diag.warning("daemon list is empty or ends in EXCEPT")
 
-    def daemon(self, pattern: str) -> None:
-        if pattern.startswith("@"):
-            self.diag.warning(f'{pattern}: daemon name begins with "@"')
-        elif pattern.startswith("/"):
-            self.diag.warning(f'{pattern}: daemon name begins with "/"')
+    def _odd_shape(self, pattern: str, what: str) -> bool:
+        """The reference's first checks of a daemon or user name; True when one of them warned."""
+        if pattern.startswith(("@", "/")):
+            self.diag.warning(f'{pattern}: {what} name begins with "{pattern[0]}"')
         elif pattern.startswith("."):
-            self.diag.warning(f"{pattern}: daemon name begins with dot")
+            self.diag.warning(f"{pattern}: {what} name begins with dot")
         elif pattern.endswith("."):
-            self.diag.warning(f"{pattern}: daemon name ends in dot")
+            self.diag.warning(f"{pattern}: {what} name ends in dot")
+        else:
+            return False
+        return True
+
+    def daemon(self, pattern: str) -> None:
+        if self._odd_shape(pattern, "daemon"):
+            pass
         elif same(pattern, "ALL") or same(pattern, "unknown"):
             pass
         elif same(pattern, "FAIL"):
@@ -104,14 +110,8 @@ class RuleChecker:
             self.diag.warning("client list is empty or ends in EXCEPT")
 
     def user(self, pattern: str) -> None:
-        if pattern.startswith("@"):
-            self.diag.warning(f'{pattern}: user name begins with "@"')
-        elif pattern.startswith("/"):
-            self.diag.warning(f'{pattern}: user name begins with "/"')
-        elif pattern.startswith("."):
-            self.diag.warning(f"{pattern}: user name begins with dot")
-        elif pattern.endswith("."):
-            self.diag.warning(f"{pattern}: user name ends in dot")
+        if self._odd_shape(pattern, "user"):
+            pass
         elif any(same(pattern, word) for word in ("ALL", "KNOWN", "unknown")):
             pass
         elif same(pattern, "FAIL"):
