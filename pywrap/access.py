@@ -14,6 +14,7 @@ import functools
 from collections import namedtuple
 
 from pywrap.diag import Diagnostics
+from pywrap.index import Run
 from pywrap.options import Effects, run_options
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
@@ -82,13 +83,21 @@ def load_table(path: str, diag: Diagnostics) -> tuple[str, tuple[Entry, ...]]:
 
 
 @functools.lru_cache(maxsize=16)
-def parsed_table(data: bytes, path: str) -> tuple[Entry, ...]:
-    lines = significant_lines(data)
-    if not lines:  # comments and blank lines only: no need to load the grammar (pyparsing) at all
-        return ()
-    from pywrap.grammar import parse_lines
+def parsed_table(data: bytes, path: str) -> tuple:
+    """The table's items: entries, with long runs of plain address rules compiled into indexed Runs.
+    Plain lines are read without the grammar; pyparsing is loaded only for the other lines, if any."""
+    from pywrap.index import compile_table
+    from pywrap.plainrules import parse_plain
 
-    return parse_lines(lines, path)
+    lines = significant_lines(data)
+    entries: list = [parse_plain(x.text, path, x.line) if x.complete else None for x in lines]
+    rest = [x for x, entry in zip(lines, entries, strict=True) if entry is None]
+    if rest:
+        from pywrap.grammar import parse_lines
+
+        parsed = iter(parse_lines(rest, path))
+        entries = [entry if entry is not None else next(parsed) for entry in entries]
+    return compile_table(tuple(entries))
 
 
 def _scan(path: str, state: _Scanning) -> str:
@@ -100,6 +109,13 @@ def _scan(path: str, state: _Scanning) -> str:
         return Scan.ERROR
     matched: Rule | None = None
     for entry in entries:
+        if isinstance(entry, Run):  # plain address rules: an index lookup instead of a scan
+            if state.matcher.daemon_token(entry.daemon):
+                position = entry.first_match(state.matcher.request.client.address)
+                if position is not None:
+                    matched = entry.rule(position)
+                    break
+            continue
         with state.diag.in_context(entry.file, entry.line):
             if isinstance(entry, LineProblem):
                 for message in entry.messages:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import marshal
 import os
 import sys
+import zlib
 
 from pywrap import settings
+from pywrap.index import Run
 from pywrap.rules import LineProblem, OptionField, PatternList, Rule
 
-FORMAT = 1
+FORMAT = 2
 MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -51,7 +53,9 @@ def _plist(data) -> PatternList:
 def to_data(entries) -> tuple:
     out = []
     for entry in entries:
-        if isinstance(entry, Rule):
+        if isinstance(entry, Run):
+            out.append(("N", *entry.to_data()))
+        elif isinstance(entry, Rule):
             options = None if entry.options is None else tuple((o.keyword, o.value) for o in entry.options)
             out.append(("R", entry.file, entry.line, _plist_data(entry.daemons), _plist_data(entry.clients),
                         options))
@@ -70,6 +74,8 @@ def from_data(data) -> tuple:
                     raise ValueError("bad options")
                 options = tuple(OptionField(k, v) for k, v in options)
             entries.append(Rule(_str(file), _int(line), _plist(daemons), _plist(clients), options))
+        elif item[0] == "N":  # a Run; the payload's checksum vouches for its shape
+            entries.append(Run(*item[1:]))
         elif item[0] == "P":
             _, file, line, messages, fatal = item
             if not (all(isinstance(m, str) for m in messages) and isinstance(fatal, bool)):
@@ -112,10 +118,12 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
     except OSError:
         return None
     try:
-        magic, state, key_path, data = marshal.loads(blob)
+        magic, state, key_path, checksum, payload = marshal.loads(blob)
         if magic != MAGIC or key_path != path or state != _state(fd):
             return None
-        return from_data(data)
+        if zlib.crc32(payload) != checksum:
+            raise ValueError("checksum")
+        return from_data(marshal.loads(payload))
     except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
         if note:
             note(f"{cache}: unreadable cache, parsing {path} instead")
@@ -128,7 +136,8 @@ def store_entries(path: str, fd: int, entries) -> None:
         return
     try:
         os.makedirs(settings.CACHE_DIR, mode=0o755, exist_ok=True)
-        blob = marshal.dumps((MAGIC, _state(fd), path, to_data(entries)))
+        payload = marshal.dumps(to_data(entries))
+        blob = marshal.dumps((MAGIC, _state(fd), path, zlib.crc32(payload), payload))
         tmp = f"{cache}.{os.getpid()}.tmp"
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:

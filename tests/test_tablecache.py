@@ -6,6 +6,7 @@ from __future__ import annotations
 import marshal
 import multiprocessing
 import os
+import zlib
 
 import pytest
 
@@ -62,19 +63,25 @@ def test_an_edit_in_the_same_second_with_the_same_size_is_seen(cache, monkeypatc
     assert entries[0].clients.patterns == ("10.0.0.9",)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "code", "wrong types", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad checksum", "code", "wrong types", "empty"])
 def test_a_damaged_cache_is_a_miss(cache, damage):
     table = cache / "hosts.allow"
     table.write_bytes(RULES)
     good = load(table)[1]
     (cache_file,) = (cache / "cache").iterdir()
     blob = cache_file.read_bytes()
-    magic, state, path, data = marshal.loads(blob)
+    magic, state, path, checksum, payload = marshal.loads(blob)
+
+    def sealed(data) -> bytes:  # a well-formed file whose checksum matches its (bad) payload
+        inner = marshal.dumps(data)
+        return marshal.dumps((magic, state, path, zlib.crc32(inner), inner))
+
     replacement = {
         "truncate": blob[: len(blob) // 2],
         "garbage": os.urandom(200),
-        "code": marshal.dumps((magic, state, path, compile("1/0", "x", "eval"))),
-        "wrong types": marshal.dumps((magic, state, path, (("R", 1, "x", None, None, None),))),
+        "bad checksum": marshal.dumps((magic, state, path, checksum ^ 1, payload)),
+        "code": sealed(compile("1/0", "x", "eval")),
+        "wrong types": sealed((("R", 1, "x", None, None, None),)),
         "empty": b"",
     }[damage]
     cache_file.write_bytes(replacement)

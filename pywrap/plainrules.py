@@ -1,0 +1,26 @@
+"""Recognise plain rule lines without the grammar: `daemon: address [address ...]` and nothing else.
+
+Contract: `parse_plain(text, file, line)` returns the Rule the grammar (pywrap.grammar) would return for a
+complete logical line of that shape — one daemon pattern (no brackets, `@`, `:` or list separators), then
+only digits, dots, slashes and list separators up to the newline — and None for every other line, which
+the grammar then parses. Tables grown by fail2ban or DenyHosts consist almost only of such lines, so they
+are read at the speed of one regular expression a line, with no pyparsing import. tests/test_core.py
+checks that both parsers agree on every line this one accepts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pywrap.rules import PatternList, Rule
+
+PLAIN = re.compile(r"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:([0-9./ \t,\r]*)\n\Z")
+SEPARATORS = re.compile(r"[ \t,\r\n]+")
+
+
+def parse_plain(text: str, file: str, line: int) -> Rule | None:
+    match = PLAIN.match(text)
+    if match is None or match.group(1).upper() == "EXCEPT":
+        return None
+    clients = tuple(t for t in SEPARATORS.split(match.group(2)) if t)
+    return Rule(file, line, PatternList((match.group(1),)), PatternList(clients), None)
