@@ -9,10 +9,13 @@ lookups instead of a scan — and with exactly the reference's semantics, which 
 name lookup: an address pattern is a string comparison (so only canonical patterns are indexed by value),
 a network is `(address & mask) == net` with the address read as inet_addr does (octal parts included).
 `Run.rule(position)` rebuilds the plain Rule there, for the options and the log. Pure data throughout:
-a Run is built from tuples, dicts and ints, and marshals as such (pywrap.tablecache).
+a Run is built from strings and uint32 arrays, and marshals as bytes (pywrap.tablecache).
 """
 
 from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
 
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, strip_mapped
 from pywrap.rules import PatternList, Rule
@@ -80,17 +83,22 @@ def plain_shape(entry) -> tuple[str, list[int], list[tuple[int, int]]] | None:
 
 
 class Run:
-    """Consecutive plain rules with one daemon pattern, indexed by address and by network."""
+    """Consecutive plain rules with one daemon pattern, indexed by address and by network.
 
-    __slots__ = ("daemon", "file", "lines", "tokens", "exact", "nets")
+    Everything is kept in flat arrays (sorted keys and their first positions, line numbers, the rules'
+    client patterns as one string), so that a cached Run loads with a few memory copies, however many
+    rules it holds, and a lookup is a binary search."""
 
-    def __init__(self, daemon: str, file: str, lines: tuple, tokens: tuple, exact: dict, nets: dict) -> None:
+    __slots__ = ("daemon", "file", "lines", "patterns", "starts", "exact", "nets")
+
+    def __init__(self, daemon: str, file: str, lines, patterns: bytes, starts, exact, nets) -> None:
         self.daemon = daemon      # the daemon pattern every rule of the run has
         self.file = file
-        self.lines = lines        # line number of each rule
-        self.tokens = tokens      # client patterns of each rule
-        self.exact = exact        # address value -> first position
-        self.nets = nets          # mask -> {net -> first position}
+        self.lines = lines        # uint32 sequence: line number of each rule
+        self.patterns = patterns  # every rule's client patterns, blank-separated, as latin-1 bytes
+        self.starts = starts      # uint32 sequence: where each rule's patterns start (one more at the end)
+        self.exact = exact        # (sorted address values, first position of each)
+        self.nets = nets          # ((mask, sorted nets, first position of each), ...)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -100,34 +108,67 @@ class Run:
         found = None
         value = canonical_quad(text)
         if value is not None:
-            found = self.exact.get(value)
+            found = _lookup(self.exact[0], self.exact[1], value)
         if self.nets:
             loose = dot_quad_addr(text)  # the matcher reads the address the way inet_addr does
             if loose != INADDR_NONE:
-                for mask, table in self.nets.items():
-                    position = table.get(loose & mask)
+                for mask, keys, positions in self.nets:
+                    position = _lookup(keys, positions, loose & mask)
                     if position is not None and (found is None or position < found):
                         found = position
         return found
 
     def rule(self, position: int) -> Rule:
-        return Rule(self.file, self.lines[position], PatternList((self.daemon,)),
-                    PatternList(self.tokens[position]), None)
+        piece = self.patterns[self.starts[position]:self.starts[position + 1]]
+        tokens = tuple(piece.decode("latin-1").split())
+        return Rule(self.file, self.lines[position], PatternList((self.daemon,)), PatternList(tokens), None)
 
     def to_data(self) -> tuple:
-        return (self.daemon, self.file, self.lines, self.tokens, self.exact, self.nets)
+        return (self.daemon, self.file, bytes(self.lines), self.patterns, bytes(self.starts),
+                (bytes(self.exact[0]), bytes(self.exact[1])),
+                tuple((mask, bytes(keys), bytes(positions)) for mask, keys, positions in self.nets))
+
+    @classmethod
+    def from_data(cls, data) -> Run:
+        daemon, file, lines, patterns, starts, exact, nets = data
+        if not (isinstance(daemon, str) and isinstance(file, str) and isinstance(patterns, bytes)):
+            raise ValueError("bad run")
+        return cls(daemon, file, _u32(lines), patterns, _u32(starts), (_u32(exact[0]), _u32(exact[1])),
+                   tuple((int(mask), _u32(keys), _u32(positions)) for mask, keys, positions in nets))
+
+
+def _u32(blob: bytes):
+    """A uint32 view of bytes, without copying (a cast memoryview supports len, indexing and bisect)."""
+    return memoryview(blob).cast("I")
+
+
+def _lookup(keys, positions, value: int) -> int | None:
+    i = bisect_left(keys, value)
+    return positions[i] if i < len(keys) and keys[i] == value else None
+
+
+def _sorted_arrays(first: dict[int, int]) -> tuple:
+    keys = array("I", sorted(first))
+    return keys, array("I", (first[k] for k in keys))
 
 
 def _build_run(rules: list, shapes: list) -> Run:
     exact: dict[int, int] = {}
     nets: dict[int, dict[int, int]] = {}
-    for position, (_, addresses, networks) in enumerate(shapes):
+    starts = array("I", [0])
+    pieces: list[bytes] = []
+    size = 0
+    for position, (rule, (_, addresses, networks)) in enumerate(zip(rules, shapes, strict=True)):
         for value in addresses:
             exact.setdefault(value, position)
         for mask, net in networks:
             nets.setdefault(mask, {}).setdefault(net, position)
-    return Run(shapes[0][0], rules[0].file, tuple(r.line for r in rules),
-               tuple(tuple(r.clients.patterns) for r in rules), exact, nets)
+        piece = (" ".join(rule.clients.patterns) + " ").encode("latin-1")
+        pieces.append(piece)
+        size += len(piece)
+        starts.append(size)
+    return Run(shapes[0][0], rules[0].file, array("I", (r.line for r in rules)), b"".join(pieces), starts,
+               _sorted_arrays(exact), tuple((mask, *_sorted_arrays(table)) for mask, table in nets.items()))
 
 
 def compile_table(entries: tuple) -> tuple:

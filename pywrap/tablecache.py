@@ -22,7 +22,7 @@ from pywrap import settings
 from pywrap.index import Run
 from pywrap.rules import LineProblem, OptionField, PatternList, Rule
 
-FORMAT = 2
+FORMAT = 4
 MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -74,8 +74,8 @@ def from_data(data) -> tuple:
                     raise ValueError("bad options")
                 options = tuple(OptionField(k, v) for k, v in options)
             entries.append(Rule(_str(file), _int(line), _plist(daemons), _plist(clients), options))
-        elif item[0] == "N":  # a Run; the payload's checksum vouches for its shape
-            entries.append(Run(*item[1:]))
+        elif item[0] == "N":  # a Run; the payload's checksum vouches for its arrays
+            entries.append(Run.from_data(item[1:]))
         elif item[0] == "P":
             _, file, line, messages, fatal = item
             if not (all(isinstance(m, str) for m in messages) and isinstance(fatal, bool)):
