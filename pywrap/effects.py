@@ -125,19 +125,26 @@ class TcpdEffects(Effects):
         _checked(f"setuid({name})", os.setuid, uid)
 
     def keepalive(self) -> None:
-        try:
-            if self.sock is not None:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        except OSError as e:
-            self.diag.warning(f"setsockopt SO_KEEPALIVE: {os.strerror(e.errno or 0)}")
+        set_keepalive(self.sock, self.diag.warning)
 
     def linger(self, seconds: int) -> None:
-        try:
-            if self.sock is not None:
-                value = struct.pack("ii", seconds != 0, seconds)
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, value)
-        except OSError as e:
-            self.diag.warning(f"setsockopt SO_LINGER {seconds}: {os.strerror(e.errno or 0)}")
+        set_linger(self.sock, seconds, self.diag.warning)
+
+
+def set_keepalive(sock: socket.socket | None, warn: Callable[[str], None]) -> None:
+    try:
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError as e:
+        warn(f"setsockopt SO_KEEPALIVE: {os.strerror(e.errno or 0)}")
+
+
+def set_linger(sock: socket.socket | None, seconds: int, warn: Callable[[str], None]) -> None:
+    try:
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", seconds != 0, seconds))
+    except OSError as e:
+        warn(f"setsockopt SO_LINGER {seconds}: {os.strerror(e.errno or 0)}")
 
 
 def _checked(what: str, call, *args) -> None:

@@ -148,9 +148,22 @@ def run_ours_as(directory: str, args: list[str], timeout: float, user: str, prog
 OURS_AS_PROGRAM = "import sys; from pywrap.cli.tcpdmatch import main; sys.argv[0] = 'tcpdmatch'; sys.exit(main())"
 
 
+def run_hosts_ctl(directory: str, args: list[str]) -> dict:
+    """The library's hosts_ctl() for a tcpdmatch-style query: `-d daemon [user@]address`."""
+    from pywrap.libwrap import hosts_ctl
+
+    daemon, client = args[-2], args[-1]
+    user, _, address = client.rpartition("@")
+    tables = (os.path.join(directory, "hosts.allow"), os.path.join(directory, "hosts.deny"))
+    granted = hosts_ctl(daemon, None, address, user or None, tables=tables)
+    return {"rc": 0, "stdout": f"access:   {'granted' if granted else 'denied'}\n", "stderr": ""}
+
+
 def run_ours(directory: str, args: list[str], program: str = "tcpdmatch") -> dict:
     import importlib
 
+    if program == "hosts_ctl":
+        return run_hosts_ctl(directory, args)
     tool = importlib.import_module(f"pywrap.cli.{program}")
     out, err = io.BytesIO(), io.BytesIO()
     here = os.getcwd()
@@ -189,8 +202,9 @@ def main(spec_path: str, out_path: str) -> int:
             result["reference"] = run_reference(directory, args, log, timeout, user, program)
         if spec.get("ours", True):
             log.collect()  # ours logs nothing to syslog; keep the next case's log clean all the same
-            result["ours"] = (run_ours_as(directory, args, timeout, user, program) if user
-                              else run_ours(directory, args, program))
+            ours_program = case.get("ours_program", program)
+            result["ours"] = (run_ours_as(directory, args, timeout, user, ours_program) if user
+                              else run_ours(directory, args, ours_program))
         results.append(result)
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(results, f)
