@@ -44,22 +44,33 @@ class RuleChecker:
         self.skipped_names = 0
 
     # daemon side -------------------------------------------------------------------------------
-    def daemon_list(self, text: str) -> None:
+    def _walk(self, text: str, what: str, check) -> None:
+        """Check each token of a list (EXCEPT aside); `check` returning False ends the walk early."""
         last = None
         for token in list_tokens(text, for_tcpdchk=True):
             last = token
             if same(token, "EXCEPT"):
                 continue
-            at = find_unbracketed(token, "@", 1)
-            if at >= 0:
-                host = token[at + 1:]
-                if self.host(host) > 1:
-                    self.diag.warning(f"host {host} has more than one address")
-                    self.diag.warning("(consider using an address instead)")
-                token = token[:at]
-            self.daemon(token)
+            if check(token) is False:
+                return
         if last is None or same(last, "EXCEPT"):
-            self.diag.warning("daemon list is empty or ends in EXCEPT")
+            self.diag.warning(f"{what} list is empty or ends in EXCEPT")
+
+    def daemon_list(self, text: str) -> None:
+        self._walk(text, "daemon", self._daemon_token)
+
+    def _daemon_token(self, token: str) -> bool:
+        at = find_unbracketed(token, "@", 1)
+        count = 1
+        if at >= 0:
+            host = token[at + 1:]
+            count = self.host(host)
+            if count > 1:
+                self.diag.warning(f"host {host} has more than one address")
+                self.diag.warning("(consider using an address instead)")
+            token = token[:at]
+        self.daemon(token)
+        return count >= 0  # after an opened daemon@/file the rest of the list goes unchecked, as in Debian
 
     def _odd_shape(self, pattern: str, what: str) -> bool:
         """The reference's first checks of a daemon or user name; True when one of them warned."""
@@ -93,21 +104,15 @@ class RuleChecker:
 
     # client side -------------------------------------------------------------------------------
     def client_list(self, text: str) -> None:
-        last = None
-        for token in list_tokens(text, for_tcpdchk=True):
-            last = token
-            if same(token, "EXCEPT"):
-                continue
-            at = find_unbracketed(token, "@", 1)
-            if at >= 0:
-                self.user(token[:at])
-                host = token[at + 1:]
-            else:
-                host = token
-            if self.host(host) < 0:
-                return  # the reference's quirk: an opened /file list ends the check of this list
-        if last is None or same(last, "EXCEPT"):
-            self.diag.warning("client list is empty or ends in EXCEPT")
+        self._walk(text, "client", self._client_token)
+
+    def _client_token(self, token: str) -> bool:
+        at = find_unbracketed(token, "@", 1)
+        if at >= 0:
+            self.user(token[:at])
+            token = token[at + 1:]
+        # the reference's quirk: an opened /file list ends the check of the rest of this list
+        return self.host(token) >= 0
 
     def user(self, pattern: str) -> None:
         if self._odd_shape(pattern, "user"):
