@@ -1,11 +1,13 @@
-"""Run tcpdmatch cases against Debian's binary and ours inside a private mount namespace.
+"""Run tcpdmatch (or tcpdchk) cases against Debian's binary and ours inside a private mount namespace.
 
 Started as `unshare -m PYTHON tests/nsrunner.py SPEC.json OUT.json` (see sandbox.py). Inside the namespace it
 replaces /etc with a private copy (so /etc/hosts, resolv.conf, nsswitch.conf, netgroup and inetd.conf are the
 test's own), puts a private tmpfs on /dev with a syslog listener on /dev/log, and points DNS at loopback, so
 nothing a case does can reach the network. For each case it writes the table files into a fresh directory
-("/D/" in any file text or argument becomes that directory), runs `/usr/sbin/tcpdmatch -d ARGS` there and
-collects stdout, exit status and the syslog lines; then runs our tcpdmatch in-process the same way.
+("/D/" in any file text or argument becomes that directory), runs `/usr/sbin/tcpdmatch -d ARGS` there (or
+the case's "program", with "raw_args" for its own arguments) and collects stdout, exit status and the syslog
+lines; then runs ours in-process the same way (or "ours_program": hosts_ctl, the library call), or as a
+child process when the case names a "user" to run as.
 
 SPEC: {"etc": {"hosts": "...", ...}, "ours": true, "reference": true,
        "cases": [{"files": {"hosts.allow": "..."}, "args": ["sshd", "10.0.0.1"], "modes": {"x": 0}}]}

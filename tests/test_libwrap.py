@@ -146,3 +146,15 @@ def test_an_edit_is_seen_by_the_next_call(tables):
     with open(allow, "w") as f:
         f.write("echo: 127.0.0.1: deny\n")
     assert not hosts_ctl("echo", None, "127.0.0.1", tables=tables)
+
+
+def test_from_socket_on_a_datagram_leaves_it_for_the_caller(tables):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.11", 0))
+        client.sendto(b"ping", server.getsockname())
+        verdict = AccessRequest.from_socket(server, "echo").verdict(tables=tables)
+        assert not verdict.granted and verdict.line == 1 and verdict.file == tables[1]
+        assert verdict.request.client.address == "127.0.0.11"
+        assert server.recvfrom(16)[0] == b"ping"  # only peeked at
