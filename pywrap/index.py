@@ -119,27 +119,41 @@ class Run:
         return found
 
     def rule(self, position: int) -> Rule:
-        piece = self.patterns[self.starts[position]:self.starts[position + 1]]
+        piece = bytes(self.patterns[self.starts[position]:self.starts[position + 1]])
         tokens = tuple(piece.decode("latin-1").split())
         return Rule(self.file, self.lines[position], PatternList((self.daemon,)), PatternList(tokens), None)
 
-    def to_data(self) -> tuple:
-        return (self.daemon, self.file, bytes(self.lines), self.patterns, bytes(self.starts),
-                (bytes(self.exact[0]), bytes(self.exact[1])),
-                tuple((mask, bytes(keys), bytes(positions)) for mask, keys, positions in self.nets))
+    def to_data(self, blobs: list[tuple[bytes, bool]]) -> tuple:
+        """Plain data naming its arrays by their place in `blobs` ((bytes, checked) pairs), so the cache
+        keeps the arrays outside the marshalled part and maps them instead of reading them. The index
+        arrays, which decide whether a rule matches, are checked on load; line numbers and patterns, which
+        only say which line it was, are not (a checksum over them is the largest cost of a huge table)."""
+
+        def put(data, vital: bool = True) -> int:
+            blobs.append((bytes(data), vital))
+            return len(blobs) - 1
+
+        return (self.daemon, self.file, put(self.lines, vital=False), put(self.patterns, vital=False),
+                put(self.starts, vital=False),
+                (put(self.exact[0]), put(self.exact[1])),
+                tuple((mask, put(keys), put(positions)) for mask, keys, positions in self.nets))
 
     @classmethod
-    def from_data(cls, data) -> Run:
+    def from_data(cls, data, blobs: list) -> Run:
+        """The inverse of to_data; `blobs` are buffers (memory-mapped views in the cache)."""
         daemon, file, lines, patterns, starts, exact, nets = data
-        if not (isinstance(daemon, str) and isinstance(file, str) and isinstance(patterns, bytes)):
+        if not (isinstance(daemon, str) and isinstance(file, str)):
             raise ValueError("bad run")
-        return cls(daemon, file, _u32(lines), patterns, _u32(starts), (_u32(exact[0]), _u32(exact[1])),
-                   tuple((int(mask), _u32(keys), _u32(positions)) for mask, keys, positions in nets))
+        return cls(daemon, file, _u32(blobs[lines]), blobs[patterns], _u32(blobs[starts]),
+                   (_u32(blobs[exact[0]]), _u32(blobs[exact[1]])),
+                   tuple((int(mask), _u32(blobs[keys]), _u32(blobs[positions]))
+                         for mask, keys, positions in nets))
 
 
-def _u32(blob: bytes):
-    """A uint32 view of bytes, without copying (a cast memoryview supports len, indexing and bisect)."""
-    return memoryview(blob).cast("I")
+def _u32(blob):
+    """A uint32 view of a buffer, without copying (a cast memoryview supports len, indexing and bisect)."""
+    view = memoryview(blob)
+    return view.cast("B").cast("I") if view.format != "I" else view
 
 
 def _lookup(keys, positions, value: int) -> int | None:

@@ -14,7 +14,9 @@ never change a verdict. Its location is the CACHE_DIR build setting; "" turns it
 from __future__ import annotations
 
 import marshal
+import mmap
 import os
+import struct
 import sys
 import zlib
 
@@ -22,7 +24,7 @@ from pywrap import settings
 from pywrap.index import Run
 from pywrap.rules import LineProblem, OptionField, PatternList, Rule
 
-FORMAT = 4
+FORMAT = 5
 MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -50,11 +52,11 @@ def _plist(data) -> PatternList:
     return PatternList(patterns, None if exceptions is None else _plist(exceptions))
 
 
-def to_data(entries) -> tuple:
+def to_data(entries, blobs: list) -> tuple:
     out = []
     for entry in entries:
         if isinstance(entry, Run):
-            out.append(("N", *entry.to_data()))
+            out.append(("N", *entry.to_data(blobs)))
         elif isinstance(entry, Rule):
             options = None if entry.options is None else tuple((o.keyword, o.value) for o in entry.options)
             out.append(("R", entry.file, entry.line, _plist_data(entry.daemons), _plist_data(entry.clients),
@@ -64,7 +66,7 @@ def to_data(entries) -> tuple:
     return tuple(out)
 
 
-def from_data(data) -> tuple:
+def from_data(data, blobs: list) -> tuple:
     entries = []
     for item in data:
         if item[0] == "R":
@@ -74,8 +76,8 @@ def from_data(data) -> tuple:
                     raise ValueError("bad options")
                 options = tuple(OptionField(k, v) for k, v in options)
             entries.append(Rule(_str(file), _int(line), _plist(daemons), _plist(clients), options))
-        elif item[0] == "N":  # a Run; the payload's checksum vouches for its arrays
-            entries.append(Run.from_data(item[1:]))
+        elif item[0] == "N":  # a Run, whose arrays are mapped blobs (their checksums were verified)
+            entries.append(Run.from_data(item[1:], blobs))
         elif item[0] == "P":
             _, file, line, messages, fatal = item
             if not (all(isinstance(m, str) for m in messages) and isinstance(fatal, bool)):
@@ -103,52 +105,92 @@ def _trusted(st: os.stat_result) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
 
 
+PREFIX = struct.Struct("<8sQQI")  # file tag, where the marshalled header starts, its length, its CRC-32
+TAG = b"pywrapT5"
+
+
 def cached_entries(path: str, fd: int, note=None) -> tuple | None:
+    """The file: PREFIX, the blobs (uint32 arrays of indexed runs) at 8-byte boundaries, then the
+    marshalled header (magic, file state, path, entries, blob table). Blobs are memory-mapped, not read;
+    every blob that can decide a verdict is checked against its CRC-32."""
     cache = _cache_file(path)
     if cache is None:
         return None
     try:
-        with open(cache, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not _trusted(st):
-                if note:
-                    note(f"{cache}: not owned by root or this user, or writable by others; not used")
-                return None
-            blob = f.read()
+        f = open(cache, "rb")  # noqa: SIM115 (closed below; the mapping outlives it)
     except OSError:
         return None
     try:
-        magic, state, key_path, checksum, payload = marshal.loads(blob)
-        if magic != MAGIC or key_path != path or state != _state(fd):
+        st = os.fstat(f.fileno())
+        if not _trusted(st):
+            if note:
+                note(f"{cache}: not owned by root or this user, or writable by others; not used")
             return None
-        if zlib.crc32(payload) != checksum:
-            raise ValueError("checksum")
-        return from_data(marshal.loads(payload))
-    except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
-        if note:
-            note(f"{cache}: unreadable cache, parsing {path} instead")
-        return None
+        try:
+            tag, start, length, checksum = PREFIX.unpack(f.read(PREFIX.size))
+            f.seek(start)
+            header = f.read(length)
+            if tag != TAG or len(header) != length or zlib.crc32(header) != checksum:
+                raise ValueError("header")
+            magic, state, key_path, data, table = marshal.loads(header)
+            if magic != MAGIC or key_path != path or state != _state(fd):
+                return None
+            blobs = []
+            if table:
+                mapped = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+                for offset, size, crc in table:
+                    if offset + size > start:
+                        raise ValueError("truncated")
+                    blob = mapped[offset:offset + size]
+                    if crc is not None and zlib.crc32(blob) != crc:
+                        raise ValueError("checksum")
+                    blobs.append(blob)
+            return from_data(data, blobs)
+        except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
+            if note:
+                note(f"{cache}: unreadable cache, parsing {path} instead")
+            return None
+    finally:
+        f.close()
 
 
 def store_entries(path: str, fd: int, entries) -> None:
     cache = _cache_file(path)
     if cache is None:
         return
+    tmp = f"{cache}.{os.getpid()}.tmp"
     try:
         os.makedirs(settings.CACHE_DIR, mode=0o755, exist_ok=True)
-        payload = marshal.dumps(to_data(entries))
-        blob = marshal.dumps((MAGIC, _state(fd), path, zlib.crc32(payload), payload))
-        tmp = f"{cache}.{os.getpid()}.tmp"
+        blobs: list[tuple[bytes, bool]] = []
+        data = to_data(entries, blobs)
+        table, position = [], _aligned(PREFIX.size)
+        for blob, vital in blobs:
+            table.append((position, len(blob), zlib.crc32(blob) if vital else None))
+            position = _aligned(position + len(blob))
+        header = marshal.dumps((MAGIC, _state(fd), path, data, tuple(table)))
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            view = memoryview(blob)
-            while view:
-                view = view[os.write(fd_out, view):]
+            written = PREFIX.size
+            _write_all(fd_out, PREFIX.pack(TAG, position, len(header), zlib.crc32(header)))
+            for (blob, _), (offset, _, _) in zip(blobs, table, strict=True):
+                _write_all(fd_out, b"\0" * (offset - written) + blob)
+                written = offset + len(blob)
+            _write_all(fd_out, b"\0" * (position - written) + header)
         finally:
             os.close(fd_out)
         os.replace(tmp, cache)
     except (OSError, ValueError):
         try:
             os.unlink(tmp)
-        except (OSError, UnboundLocalError):
+        except OSError:
             pass
+
+
+def _aligned(offset: int) -> int:
+    return (offset + 7) // 8 * 8
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -63,6 +63,12 @@ def test_an_edit_in_the_same_second_with_the_same_size_is_seen(cache, monkeypatc
     assert entries[0].clients.patterns == ("10.0.0.9",)
 
 
+def sealed(header: object) -> bytes:
+    """A cache file whose (bad) header is well framed, with a matching CRC."""
+    inner = marshal.dumps(header)
+    return tablecache.PREFIX.pack(tablecache.TAG, tablecache.PREFIX.size, len(inner), zlib.crc32(inner)) + inner
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "bad checksum", "code", "wrong types", "empty"])
 def test_a_damaged_cache_is_a_miss(cache, damage):
     table = cache / "hosts.allow"
@@ -70,24 +76,46 @@ def test_a_damaged_cache_is_a_miss(cache, damage):
     good = load(table)[1]
     (cache_file,) = (cache / "cache").iterdir()
     blob = cache_file.read_bytes()
-    magic, state, path, checksum, payload = marshal.loads(blob)
-
-    def sealed(data) -> bytes:  # a well-formed file whose checksum matches its (bad) payload
-        inner = marshal.dumps(data)
-        return marshal.dumps((magic, state, path, zlib.crc32(inner), inner))
-
+    tag, start, length, checksum = tablecache.PREFIX.unpack(blob[:tablecache.PREFIX.size])
+    magic, state, path, data, blobs = marshal.loads(blob[start:start + length])
     replacement = {
         "truncate": blob[: len(blob) // 2],
         "garbage": os.urandom(200),
-        "bad checksum": marshal.dumps((magic, state, path, checksum ^ 1, payload)),
+        "bad checksum": blob[:-1] + bytes([blob[-1] ^ 1]),
         "code": sealed(compile("1/0", "x", "eval")),
-        "wrong types": sealed((("R", 1, "x", None, None, None),)),
+        "wrong types": sealed((magic, state, path, (("R", 1, "x", None, None, None),), ())),
         "empty": b"",
     }[damage]
     cache_file.write_bytes(replacement)
     status, entries, records = load(table)
     assert status == "ok" and entries == good
     assert damage == "empty" or any("unreadable cache" in text for _, _, text in records)
+
+
+def test_a_damaged_index_is_a_miss(cache):
+    path = cache / "hosts.deny"
+    path.write_bytes(b"".join(b"ALL: 10.0.%d.%d\n" % (n // 256, n % 256) for n in range(500)))
+    assert decide_line(path, "10.0.1.44") == 301
+    (cache_file,) = (cache / "cache").iterdir()
+    blob = bytearray(cache_file.read_bytes())
+    tag, start, length, _ = tablecache.PREFIX.unpack(bytes(blob[:tablecache.PREFIX.size]))
+    table = marshal.loads(bytes(blob[start:start + length]))[4]
+    offset = next(o for o, _, crc in table if crc is not None)  # the first checked array: the index
+    blob[offset] ^= 0xFF
+    cache_file.write_bytes(bytes(blob))
+    access.parsed_table.cache_clear()
+    status, entries, records = load(path)
+    assert any("unreadable cache" in text for _, _, text in records)
+    assert decide_line(path, "10.0.1.44") == 301
+
+
+def decide_line(path, address: str) -> int | None:
+    from pywrap.options import DryRun
+    from pywrap.request import Endpoint, Request
+
+    verdict = access.decide(Request("sshd", Endpoint(address), Endpoint()), CollectingDiagnostics(), DryRun(),
+                            "/nonexistent", str(path))
+    return verdict.rule.line if verdict.rule else None
 
 
 def test_a_cache_others_can_write_is_not_used(cache, monkeypatch):
