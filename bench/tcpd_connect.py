@@ -97,7 +97,42 @@ def main() -> int:
         subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", "pass"], check=True)
         bare.append(time.perf_counter() - start)
     print(f"{'python3 -I -S -c pass (bare interpreter)':40s} {statistics.median(bare) * 1000:6.1f} ms")
+    print_rss(prefix)
     return 0
+
+
+def max_rss_kib(command: list[str], argv0: str | None = None) -> int:
+    """Peak resident set (KiB) of one run of `command` (argv[0] set to `argv0`) with a connected socket as
+    fds 0-2, like inetd gives. GNU time measures it, so that none of this Python process is counted."""
+    mine, theirs = socket.socketpair()
+    with mine, theirs, tempfile.NamedTemporaryFile() as out:
+        script = 'exec -a "$0" "$@"'  # bash sets argv[0] for the program under test
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", out.name, "bash", "-c", script,
+                                 argv0 or command[0], *command], stdin=theirs, stdout=theirs, stderr=theirs)
+        theirs.close()
+        mine.settimeout(30)
+        try:
+            while mine.recv(4096):
+                pass
+        except OSError:
+            pass
+        proc.wait()
+        return int(open(out.name).read().split()[-1])
+
+
+def print_rss(prefix: str) -> None:
+    """Peak RSS per connection with small rules: tcpd granting /bin/true, against the bare interpreter."""
+    with open("/etc/hosts.allow", "w") as f:
+        f.write("true: 127.0.0.1 10.0.0.0/8 [::1]\nsshd: .example.com\n")
+    samples = {"Debian tcpd": [], "pywrap tcpd": [], "bare interpreter": []}
+    for _ in range(10):
+        samples["Debian tcpd"].append(max_rss_kib(["/usr/sbin/tcpd"], "/bin/true"))
+        samples["pywrap tcpd"].append(max_rss_kib([f"{prefix}/sbin/tcpd"], "/bin/true"))
+        samples["bare interpreter"].append(max_rss_kib(["/usr/bin/python3", "-I", "-S", "-c", "pass"]))
+    bare = statistics.median(samples["bare interpreter"])
+    for label, values in samples.items():
+        rss = statistics.median(values)
+        print(f"{'peak RSS, ' + label:40s} {rss / 1024:6.1f} MiB   ({rss / bare:.2f} x bare interpreter)")
 
 
 if __name__ == "__main__":
