@@ -36,7 +36,7 @@ MAN8     := $(notdir $(wildcard man/*.8))
 # The development venv is made from the interpreter's real path (never a pyenv shell shim).
 VENV        := .venv
 VENV_PY     := $(VENV)/bin/python
-APT_PACKAGES := tcpd openbsd-inetd dnsmasq socat oidentd python3-venv man-db groff-base
+APT_PACKAGES := tcpd openbsd-inetd dnsmasq socat oidentd python3-venv man-db groff-base time
 
 .PHONY: all test apt-deps venv install lint demo clean launcher bench
 
