@@ -82,7 +82,7 @@ def load_table(path: str, diag: Diagnostics) -> tuple[str, tuple[Entry, ...]]:
         os.close(fd)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=4)  # keyed on whole tables: keep few (a long-lived library process)
 def parsed_table(data: bytes, path: str) -> tuple:
     """The table's items: entries, with long runs of plain address rules compiled into indexed Runs.
     Plain lines are read without the grammar; pyparsing is loaded only for the other lines, if any."""
