@@ -15,8 +15,8 @@ has an overall deadline.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
-import socket
 from collections import namedtuple
 from collections.abc import Callable
 
@@ -237,7 +237,9 @@ class DnsClient:
         import dns.query
 
         family = AF_INET6 if ":" in server else AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        import socket as socket_module  # dnspython needs the full module anyway
+
+        with socket_module.socket(family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             sock.connect((server, port))  # connected: a closed port fails at once (ICMP), no waiting
             return dns.query.udp(message, server, port=port, timeout=timeout, sock=sock)
@@ -350,7 +352,9 @@ def _precedence(family: int, packed: bytes) -> int:
 def _usable(family: int, packed: bytes) -> bool:
     """Rule 1: a destination is usable when the kernel finds a route to it (no packet is sent)."""
     try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        import socket as socket_module
+
+        with socket_module.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((format_address(family, packed), 9))
         return True
     except OSError:

@@ -125,7 +125,7 @@ class Tcpd:
 
     def check_ip_options(self) -> None:
         """KILL_IP_OPTIONS: refuse source-routed IPv4 connections, log and clear other IP options."""
-        import socket
+        import _socket as socket  # not `socket`: its import costs more than this whole check
 
         from pywrap.endpoints import has_source_route, option_bytes, read_ip_options
 
