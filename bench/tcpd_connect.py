@@ -122,8 +122,10 @@ def max_rss_kib(command: list[str], argv0: str | None = None) -> int:
 
 def print_rss(prefix: str) -> None:
     """Peak RSS per connection with small rules: tcpd granting /bin/true, against the bare interpreter."""
-    with open("/etc/hosts.allow", "w") as f:
-        f.write("true: 127.0.0.1 10.0.0.0/8 [::1]\nsshd: .example.com\n")
+    for name, text in (("hosts.allow", "true: 127.0.0.1 10.0.0.0/8 [::1]\nsshd: .example.com\n"),
+                       ("hosts.deny", "ALL: 192.0.2.0/24\n")):
+        with open(f"/etc/{name}", "w") as f:
+            f.write(text)
     samples = {"Debian tcpd": [], "pywrap tcpd": [], "bare interpreter": []}
     for _ in range(10):
         samples["Debian tcpd"].append(max_rss_kib(["/usr/sbin/tcpd"], "/bin/true"))
