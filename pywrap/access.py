@@ -86,10 +86,12 @@ def load_table(path: str, diag: Diagnostics) -> tuple[str, tuple[Entry, ...]]:
 def parsed_table(data: bytes, path: str) -> tuple:
     """The table's items: entries, with long runs of plain address rules compiled into indexed Runs.
     Plain lines are read without the grammar; pyparsing is loaded only for the other lines, if any."""
+    lines = significant_lines(data)
+    if not lines:  # comments and blank lines only: nothing to parse, nothing to import
+        return ()
     from pywrap.index import compile_table
     from pywrap.plainrules import parse_plain
 
-    lines = significant_lines(data)
     entries: list = [parse_plain(x.text, path, x.line) if x.complete else None for x in lines]
     rest = [x for x, entry in zip(lines, entries, strict=True) if entry is None]
     if rest:

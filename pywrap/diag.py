@@ -12,9 +12,6 @@ are the reference's own words. Sinks decide the format and destination:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from pywrap.text import encode
 
 TYPE_CHECKING = False  # typing costs start-up time on tcpd's per-connection path; only checkers need it
@@ -26,13 +23,9 @@ class Diagnostics:
     def __init__(self) -> None:
         self.context: tuple[str, int] | None = None
 
-    @contextlib.contextmanager
-    def in_context(self, file: str, line: int) -> Iterator[None]:
-        saved, self.context = self.context, (file, line)
-        try:
-            yield
-        finally:
-            self.context = saved
+    def in_context(self, file: str, line: int) -> _Context:
+        """`with diag.in_context(file, line):` adds `file, line N:` to what is said inside."""
+        return _Context(self, (file, line))
 
     def warning(self, text: str) -> None:
         self.emit("warning", text)
@@ -56,6 +49,21 @@ class Diagnostics:
 
     def emit(self, kind: str, text: str) -> None:
         raise NotImplementedError
+
+
+class _Context:
+    """A plain context manager (contextlib costs start-up time on tcpd's per-connection path)."""
+
+    __slots__ = ("diag", "context", "saved")
+
+    def __init__(self, diag: Diagnostics, context: tuple[str, int]) -> None:
+        self.diag, self.context, self.saved = diag, context, None
+
+    def __enter__(self) -> None:
+        self.saved, self.diag.context = self.diag.context, self.context
+
+    def __exit__(self, *exc) -> None:
+        self.diag.context = self.saved
 
 
 class StreamDiagnostics(Diagnostics):

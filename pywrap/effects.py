@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
-import signal
 import struct
 from collections.abc import Callable
 
@@ -27,6 +26,8 @@ SHELL = "/bin/sh"
 
 def run_shell(command: str) -> tuple[int, int]:
     """fork + `/bin/sh -c command` with stdio on /dev/null and SIGHUP ignored; wait. -> (pid, wait status)"""
+    import signal  # only when a command runs: its import (with enum) costs start-up on every connection
+
     pid = os.fork()
     if pid == 0:  # child: never return into tcpd's own code
         try:
