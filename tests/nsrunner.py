@@ -182,7 +182,7 @@ def run_ours(directory: str, args: list[str], program: str = "tcpdmatch") -> dic
 def main(spec_path: str, out_path: str) -> int:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
-    root = tempfile.mkdtemp(prefix="pywrap-ns-")
+    root = tempfile.mkdtemp(prefix="pywrap-ns-", dir=spec.get("workdir"))  # removed by the caller
     private_etc(root, spec.get("etc", {}))
     log = SyslogCollector(private_dev(root))
     results = []

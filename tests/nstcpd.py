@@ -241,7 +241,7 @@ def private_sbin(root: str) -> None:
 def main(spec_path: str, out_path: str) -> int:
     with open(spec_path) as f:
         spec = json.load(f)
-    root = tempfile.mkdtemp(prefix="pywrap-e2e-")
+    root = tempfile.mkdtemp(prefix="pywrap-e2e-", dir=spec.get("workdir"))  # removed by the caller
     os.chmod(root, 0o755)
     private_etc(root, spec.get("etc", {}))
     log = SyslogCollector(private_dev(root))

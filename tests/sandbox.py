@@ -54,6 +54,8 @@ def run_cases(cases: list[dict], *, etc: dict | None = None, reference: bool = T
     spec = {"etc": {**DEFAULT_ETC, **(etc or {})}, "cases": cases, "reference": reference, "ours": ours,
             "timeout": case_timeout}
     with tempfile.TemporaryDirectory(prefix="pywrap-sandbox-") as tmp:
+        os.chmod(tmp, 0o755)  # cases run as nobody must reach their files
+        spec["workdir"] = tmp  # the runner works in here, so everything goes with it
         spec_path = os.path.join(tmp, "spec.json")
         out_path = os.path.join(tmp, "out.json")
         with open(spec_path, "w", encoding="utf-8") as f:

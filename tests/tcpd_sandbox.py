@@ -8,9 +8,11 @@ inetd.conf line serves Debian's tcpd and ours. `run_scenarios(prefix, scenarios)
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ _port = [20000 + (os.getpid() % 500) * 40]
 
 def install_ours(**settings: str) -> str:
     prefix = tempfile.mkdtemp(prefix="pywrap-tcpd-")
+    atexit.register(shutil.rmtree, prefix, True)
     os.chmod(prefix, 0o755)
     args = [f"{k}={v}" for k, v in settings.items()]
     if "CACHE_DIR" not in settings:
@@ -39,6 +42,8 @@ def run_scenarios(prefix: str, scenarios: list[dict], etc: dict | None = None) -
     _port[0] += 2 * len(scenarios) + 2
     spec = {"prefix": prefix, "scenarios": scenarios, "etc": {**DEFAULT_ETC, **(etc or {})}, "base_port": base}
     with tempfile.TemporaryDirectory(prefix="pywrap-e2e-spec-") as tmp:
+        os.chmod(tmp, 0o755)  # daemons run as nobody must reach their files
+        spec["workdir"] = tmp  # the runner works in here, so everything goes with it
         spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
@@ -51,7 +56,7 @@ def run_scenarios(prefix: str, scenarios: list[dict], etc: dict | None = None) -
             return json.load(f)
 
 
-WORKDIR = re.compile(r"/tmp/pywrap-e2e-[^/]+/s\d+-(?:reference|ours)")
+WORKDIR = re.compile(r"/(?:[^/\s]+/)*pywrap-e2e-[^/\s]+/s\d+-(?:reference|ours)")
 
 
 def log_lines(variant: dict) -> list[tuple[int, str, str]]:

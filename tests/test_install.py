@@ -4,7 +4,9 @@ an empty environment, from any directory, as user nobody, and agree with Debian'
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -24,6 +26,7 @@ def make(*args: str) -> None:
 @pytest.fixture(scope="module")
 def prefix():
     base = tempfile.mkdtemp(prefix="pywrap-install-")
+    atexit.register(shutil.rmtree, base, True)
     os.chmod(base, 0o755)  # nobody must reach the installed files
     etc = os.path.join(base, "etc")
     os.mkdir(etc)
@@ -73,6 +76,7 @@ def test_installed_tcpdmatch_as_nobody_agrees_with_debian(prefix, client):
 
 def test_destdir_stages_without_touching_prefix():
     stage = tempfile.mkdtemp(prefix="pywrap-destdir-")
+    atexit.register(shutil.rmtree, stage, True)
     make("install", f"DESTDIR={stage}", "PREFIX=/opt/pywrap-test", "CACHE_DIR=/opt/pywrap-test/cache")
     assert not os.path.exists("/opt/pywrap-test")
     program = os.path.join(stage, "opt/pywrap-test/sbin/tcpdmatch")
