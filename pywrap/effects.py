@@ -42,6 +42,15 @@ def run_shell(command: str) -> tuple[int, int]:
     return pid, status
 
 
+def run_aclexec(command: str, warn: Callable[[str], None]) -> bool:
+    """aclexec: run the command; True when it exited 0 (death by a signal is also reported)."""
+    pid, status = run_shell(command)
+    if os.WIFSIGNALED(status):
+        warn(f"process {pid} exited with signal {os.WTERMSIG(status)}")
+        return False
+    return os.WEXITSTATUS(status) == 0
+
+
 class TcpdEffects(Effects):
     def __init__(self, request: Request, diag: Diagnostics, log: SyslogClient, sock: socket.socket | None,
                  refuse: Callable[[], None]) -> None:
@@ -59,11 +68,7 @@ class TcpdEffects(Effects):
         run_shell(command)
 
     def aclexec(self, command: str) -> bool:
-        pid, status = run_shell(command)
-        if os.WIFSIGNALED(status):
-            self.diag.warning(f"process {pid} exited with signal {os.WTERMSIG(status)}")
-            return False
-        return os.WEXITSTATUS(status) == 0
+        return run_aclexec(command, self.diag.warning)
 
     def twist(self, command: str) -> None:
         self.log.log(self.deny_severity or LOG_WARNING, f"twist {self.request.client_info()} to {command}")

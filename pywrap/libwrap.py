@@ -55,12 +55,10 @@ class LibVerdict:
 
     def log(self, ident: str | None = None) -> None:
         """The reference's line for this verdict, to syslog, under `ident` (default: the daemon name)."""
-        from pywrap.log import LOG_INFO, LOG_WARNING, SyslogClient
+        from pywrap.log import LOG_INFO, LOG_WARNING, SyslogClient, verdict_line
 
-        client = f"{self.request.client_info()} ({self.request.client.address})"
-        text = f"connect from {client}" if self.granted else f"refused connect from {client}"
         severity = self.severity or (LOG_INFO if self.granted else LOG_WARNING)
-        SyslogClient(ident or self.request.daemon).log(severity, text)
+        SyslogClient(ident or self.request.daemon).log(severity, verdict_line(self.request, self.granted))
 
 
 class _LibraryEffects(Effects):
@@ -79,10 +77,9 @@ class _LibraryEffects(Effects):
         run_shell(command)
 
     def aclexec(self, command: str) -> bool:
-        from pywrap.effects import run_shell
+        from pywrap.effects import run_aclexec
 
-        _, status = run_shell(command)
-        return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        return run_aclexec(command, self.diag.warning)
 
     def twist(self, command: str) -> None:
         if not self.allow_twist:
@@ -236,10 +233,9 @@ def _side_endpoint(side, address: str | None = None, port: int | None = None, so
 
 
 def _lookup(endpoint: Endpoint) -> str:
-    from pywrap.resolver import Resolver, unmap, verified_name
+    from pywrap.resolver import Resolver, endpoint_name
 
-    family, packed = unmap(*endpoint.sockaddr)
-    return verified_name(Resolver(), family, packed, lambda text: None)
+    return endpoint_name(Resolver(), endpoint.sockaddr, lambda text: None)
 
 
 def hosts_ctl(daemon: str, client_name: str | None = None, client_addr: str | None = None,

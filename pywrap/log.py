@@ -63,6 +63,12 @@ class SyslogClient:
             self.sock = None
 
 
+def verdict_line(request, granted: bool) -> str:
+    """The reference's `connect from CLIENT (ADDRESS)` / `refused connect from ...` text."""
+    text = f"connect from {request.client_info()} ({request.client.address})"
+    return text if granted else f"refused {text}"
+
+
 class SyslogDiagnostics(Diagnostics):
     def __init__(self, client: SyslogClient) -> None:
         super().__init__()

@@ -23,7 +23,7 @@ from pywrap.numeric import (
 )
 from pywrap.request import known_name
 from pywrap.rules import PatternList
-from pywrap.text import find_unbracketed, fold, same
+from pywrap.text import fold, same, split_unbracketed
 
 TYPE_CHECKING = False  # no `typing` import at run time: it is on tcpd's per-connection path
 if TYPE_CHECKING:
@@ -50,12 +50,6 @@ def list_matches(plist: PatternList, test: Callable[[str], bool]) -> bool:
         negate = not negate
         level = level.exceptions
     return negate
-
-
-def split_unbracketed(token: str, delimiter: str, start: int = 0) -> tuple[str, str] | None:
-    """(before, after) around the first unbracketed `delimiter` at or after `start`, or None."""
-    i = find_unbracketed(token, delimiter, start)
-    return None if i < 0 else (token[:i], token[i + 1:])
 
 
 def glob_match(pattern: str, value: str) -> bool:

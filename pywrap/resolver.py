@@ -378,7 +378,7 @@ def verified_name(resolver: Resolver, family: int, packed: bytes, warn: Callable
         return UNKNOWN
     candidate = candidate[: settings.STRING_LENGTH - 1]
     numeric = parse_numeric(candidate)
-    if numeric is not None and numeric[0] == family and _is_plain_numeric(candidate, family):
+    if numeric is not None and numeric[0] == family:
         warn(f"host name/name mismatch: reverse lookup results in non-FQDN {candidate}")
         return PARANOID
     forward = resolver.forward(candidate, family)
@@ -396,11 +396,10 @@ def verified_name(resolver: Resolver, family: int, packed: bytes, warn: Callable
     return PARANOID
 
 
-def _is_plain_numeric(text: str, family: int) -> bool:
-    """getaddrinfo(AI_NUMERICHOST) for one family accepts the text."""
-    if family == AF_INET:
-        return inet_aton(text) is not None
-    return inet_pton6(text.partition("%")[0]) is not None
+def endpoint_name(resolver: Resolver, sockaddr: Address, warn: Callable[[str], None]) -> str:
+    """The verified name of a socket address (an IPv4-mapped one is checked as the IPv4 it carries)."""
+    family, packed = unmap(*sockaddr)
+    return verified_name(resolver, family, packed, warn)
 
 
 def unmap(family: int, packed: bytes) -> Address:

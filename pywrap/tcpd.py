@@ -16,7 +16,15 @@ import sys
 import time
 
 from pywrap import settings
-from pywrap.log import LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, SyslogClient, SyslogDiagnostics
+from pywrap.log import (
+    LOG_ERR,
+    LOG_INFO,
+    LOG_NOTICE,
+    LOG_WARNING,
+    SyslogClient,
+    SyslogDiagnostics,
+    verdict_line,
+)
 from pywrap.text import encode, truncate
 
 TYPE_CHECKING = False  # no `typing` import at run time: start-up is paid per connection
@@ -70,8 +78,7 @@ class Tcpd:
 
     def refuse(self, status: int = EXIT_REFUSED) -> NoReturn:
         severity = (self.effects.deny_severity if self.effects else None) or LOG_WARNING
-        client = self.request.client
-        self.log.log(severity, f"refused connect from {self.request.client_info()} ({client.address})")
+        self.log.log(severity, verdict_line(self.request, granted=False))
         self.clean_exit(status)
 
     # the connection ---------------------------------------------------------------------------
@@ -98,14 +105,13 @@ class Tcpd:
 
     def build_request(self):
         from pywrap.request import Endpoint, Request
-        from pywrap.resolver import Resolver, unmap, verified_name
+        from pywrap.resolver import Resolver, endpoint_name
 
         resolver = Resolver(report=self.diag.warning)
         discovery = self.discovery
 
         def lookup(endpoint: Endpoint) -> str:
-            family, packed = unmap(*endpoint.sockaddr)
-            return verified_name(resolver, family, packed, self.diag.warning)
+            return endpoint_name(resolver, endpoint.sockaddr, self.diag.warning)
 
         def endpoint(side) -> Endpoint:
             if side is None:
@@ -172,7 +178,7 @@ class Tcpd:
 
     def grant(self) -> NoReturn:
         severity = self.effects.allow_severity or LOG_INFO
-        self.log.log(severity, f"connect from {self.request.client_info()} ({self.request.client.address})")
+        self.log.log(severity, verdict_line(self.request, granted=True))
         self.log.close()
         try:
             os.execv(encode(self.path), [encode(a) for a in self.exec_argv])

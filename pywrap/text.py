@@ -46,3 +46,9 @@ def find_unbracketed(text: str, delimiter: str, start: int = 0) -> int:
         elif c == delimiter and depth == 0:
             return i
     return -1
+
+
+def split_unbracketed(token: str, delimiter: str, start: int = 0) -> tuple[str, str] | None:
+    """(before, after) around the first unbracketed `delimiter` at or after `start`, or None."""
+    i = find_unbracketed(token, delimiter, start)
+    return None if i < 0 else (token[:i], token[i + 1:])

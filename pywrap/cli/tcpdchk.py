@@ -21,7 +21,7 @@ from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, g
 from pywrap.diag import CollectingDiagnostics, Diagnostics, StreamDiagnostics
 from pywrap.inetconf import InetConf, Wrap, read_inetd_conf
 from pywrap.numeric import inet_pton6
-from pywrap.text import encode, same
+from pywrap.text import encode, same, split_unbracketed
 
 USAGE = """usage: {prog} [-a] [-d] [-i inet_conf] [-v]
 \t-a: report rules with implicit "ALLOW" at end
@@ -202,7 +202,8 @@ class TcpdChk:
 
 
 def _needs_name(token: str) -> bool:
-    host = token[token.find("@", 1) + 1:] if token.find("@", 1) > 0 else token
+    parts = split_unbracketed(token, "@", 1)  # user@host: the host part, found as tcpd finds it
+    host = parts[1] if parts else token
     if host.startswith(("/", "[")) or any(same(host, w) for w in ("ALL", "EXCEPT", "UNKNOWN", "FAIL")):
         return False
     if host.startswith("@") or any(same(host, w) for w in ("KNOWN", "LOCAL", "PARANOID")):

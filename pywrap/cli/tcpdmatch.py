@@ -25,8 +25,8 @@ from pywrap.expand import ExpansionTooLong, expand
 from pywrap.inetconf import Wrap, read_inetd_conf
 from pywrap.options import DryRun
 from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request, known_name
-from pywrap.resolver import AF_INET6, Resolver, format_address, sort_addresses, unmap, verified_name
-from pywrap.text import encode, find_unbracketed, same, truncate
+from pywrap.resolver import AF_INET6, Resolver, endpoint_name, format_address, sort_addresses
+from pywrap.text import encode, same, split_unbracketed, truncate
 
 USAGE = """usage: {prog} [-d] [-i inet_conf] daemon[@host] [user@]host
 \t-d: use allow/deny files in current directory
@@ -49,11 +49,6 @@ def parse_args(argv: list[str]) -> tuple[bool, str | None, list[str]]:
     return bool(options.get("d")), inet_conf if isinstance(inet_conf, str) else None, operands
 
 
-def split_at_sign(text: str) -> tuple[str, str] | None:
-    i = find_unbracketed(text, "@")
-    return None if i < 0 else (text[:i], text[i + 1:])
-
-
 class TcpdMatch:
     def __init__(self, stdout: BinaryIO, stderr: BinaryIO, prog: str) -> None:
         self.stdout = stdout
@@ -71,8 +66,7 @@ class TcpdMatch:
     # the two endpoints --------------------------------------------------------------------------
     def lookup(self, endpoint: Endpoint) -> str:
         assert endpoint.sockaddr is not None
-        family, packed = unmap(*endpoint.sockaddr)
-        return verified_name(self.resolver, family, packed, self.warn)
+        return endpoint_name(self.resolver, endpoint.sockaddr, self.warn)
 
     def resolve(self, host: str) -> list[tuple[int, bytes]]:
         """Numeric first, then by name; warns like the reference when the name is an alias."""
@@ -145,11 +139,11 @@ class TcpdMatch:
     def run(self, use_cwd: bool, inet_conf: str | None, operands: list[str]) -> int:
         allow, deny = table_paths(use_cwd)
         check_real_daemon_dir(self.diag)
-        daemon, server = split_at_sign(operands[0]) or (operands[0], UNKNOWN)
+        daemon, server = split_unbracketed(operands[0], "@") or (operands[0], UNKNOWN)
         if daemon.startswith("/"):
             given, daemon = daemon, daemon.rsplit("/", 1)[-1]
             self.warn(f"{given}: daemon name normalized to: {daemon}")
-        user, client = split_at_sign(operands[1]) or (UNKNOWN, operands[1])
+        user, client = split_unbracketed(operands[1], "@") or (UNKNOWN, operands[1])
         try:
             conf = read_inetd_conf(inet_conf or settings.INETD_CONF, self.diag, settings.REAL_DAEMON_DIR,
                                    explicit=inet_conf is not None)
