@@ -75,12 +75,11 @@ def significant_lines(data: bytes) -> list[LogicalLine]:
     return [x for x in logical_lines(data) if not x.complete or not is_skipped(x.text)]
 
 
-class TableRead(namedtuple("TableRead", "path data error missing is_directory", defaults=(False, False))):
+class TableRead(namedtuple("TableRead", "path data error missing", defaults=(False,))):
     path: str
     data: bytes | None   # None: missing or unreadable
     error: str | None    # strerror text when the file exists but cannot be read; None otherwise
     missing: bool
-    is_directory: bool  # read as empty, like the reference, but worth a warning
     __slots__ = ()
 
 
@@ -90,7 +89,7 @@ def read_table(path: str) -> TableRead:
             return TableRead(path, f.read(), None)
     except IsADirectoryError:
         # the reference opens a directory and reads no line from it: an empty table
-        return TableRead(path, b"", None, is_directory=True)
+        return TableRead(path, b"", None)
     except FileNotFoundError:
         return TableRead(path, None, None, missing=True)
     except OSError as e:
