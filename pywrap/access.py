@@ -14,7 +14,7 @@ import functools
 from collections import namedtuple
 
 from pywrap.diag import Diagnostics
-from pywrap.index import Run
+from pywrap.index import DamagedData, Run
 from pywrap.options import Effects, run_options
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
@@ -49,8 +49,9 @@ class _Scanning:
         self.stale_context: tuple[str, int] | None = None
 
 
-def load_table(path: str, diag: Diagnostics) -> tuple[str, tuple[Entry, ...]]:
-    """("missing" | "error: <strerror>" | "ok", entries) for a table, through the parsed-table cache."""
+def load_table(path: str, diag: Diagnostics, use_cache: bool = True) -> tuple[str, tuple[Entry, ...]]:
+    """("missing" | "error: <strerror>" | "ok", entries) for a table, through the parsed-table cache
+    (`use_cache=False`: parse the file, and replace what the cache holds for it)."""
     import os
     import stat
 
@@ -67,7 +68,7 @@ def load_table(path: str, diag: Diagnostics) -> tuple[str, tuple[Entry, ...]]:
             return "ok", ()
         from pywrap.tablecache import cached_entries, store_entries
 
-        entries = cached_entries(path, fd, diag.warning)
+        entries = cached_entries(path, fd, diag.warning) if use_cache else None
         if entries is None:
             chunks = []
             while chunk := os.read(fd, 1 << 20):
@@ -110,13 +111,23 @@ def _scan(path: str, state: _Scanning) -> str:
         state.diag.warning(f"cannot open {path}: {status[len('error: '):]}")
         return Scan.ERROR
     matched: Rule | None = None
-    for entry in entries:
-        if isinstance(entry, Run):  # plain address rules: an index lookup instead of a scan
-            if state.matcher.daemon_token(entry.daemon):
-                position = entry.first_match(state.matcher.request.client.address)
-                if position is not None:
-                    matched = entry.rule(position)
-                    break
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if isinstance(entry, Run):  # plain rules: index lookups instead of a scan
+            try:
+                position = _run_match(entry, state)
+                matched = None if position is None else entry.rule(position)
+            except DamagedData:  # a cached array failed its check: parse the table again, carry on
+                state.diag.warning(f"{path}: damaged table cache, parsing {path} instead")
+                status, fresh = load_table(path, state.diag, use_cache=False)
+                if status != "ok" or len(fresh) != len(entries):
+                    return _scan(path, state)  # the file changed meanwhile: start this table again
+                entries, i = fresh, i - 1
+                continue
+            if matched is not None:
+                break
             continue
         with state.diag.in_context(entry.file, entry.line):
             if isinstance(entry, LineProblem):
@@ -149,6 +160,16 @@ def _scan(path: str, state: _Scanning) -> str:
                 state.diag.info("aclexec returned 1")
                 return Scan.NO_MATCH
     return Scan.MATCH
+
+
+def _run_match(run: Run, state: _Scanning) -> int | None:
+    def evaluate(rule: Rule) -> bool:
+        with state.diag.in_context(rule.file, rule.line):
+            return state.matcher.client_list(rule.clients)
+
+    if not state.matcher.daemon_token(run.daemon):
+        return None
+    return run.first_match(state.matcher.request.client, evaluate)
 
 
 def decide(request: Request, diag: Diagnostics, effects: Effects, allow_path: str, deny_path: str,

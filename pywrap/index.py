@@ -1,15 +1,20 @@
-"""Sub-linear first match over long runs of plain address rules (the shape fail2ban and DenyHosts write).
+"""Sub-linear first match over long runs of plain rules (the shape fail2ban, DenyHosts and block lists write).
 
 Contract: `compile_table(entries)` turns parsed entries into "table items": the entries themselves, except
 that every run of at least MIN_RUN consecutive *plain* rules with the same daemon pattern becomes one `Run`.
-A plain rule has one daemon pattern (no `@host`, no EXCEPT), no options, and a client list of IPv4
-addresses in canonical dotted form and `a.b.c.d/len` or `a.b.c.d/m.m.m.m` networks only. `Run.first_match`
-answers, for a client address, the position of the first rule of the run that matches, with dictionary
-lookups instead of a scan — and with exactly the reference's semantics, which for such patterns need no
-name lookup: an address pattern is a string comparison (so only canonical patterns are indexed by value),
-a network is `(address & mask) == net` with the address read as inet_addr does (octal parts included).
-`Run.rule(position)` rebuilds the plain Rule there, for the options and the log. Pure data throughout:
-a Run is built from strings and uint32 arrays, and marshals as bytes (pywrap.tablecache).
+A plain rule has one daemon pattern (no `@host`, no EXCEPT), no options, and a client list of
+- IPv4 addresses in canonical dotted form, and `a.b.c.d/len` or `a.b.c.d/m.m.m.m` networks;
+- "words": host names (`mail.example.com`), domains (`.example.com`) and prefixes (`192.168.`), made of
+  letters, digits, `-`, `_` and dots, other than the keywords ALL, KNOWN and LOCAL.
+`Run.first_match(endpoint, evaluate)` answers the position of the first rule of the run that matches the
+client, with binary searches instead of a scan, and with exactly the reference's semantics: an address
+pattern is a string comparison (so only canonical patterns are indexed by value), a network is
+`(address & mask) == net` with the address read as inet_addr does (octal parts included), a word is
+compared with the address and — unless it holds only digits, dots and slashes — with the host name, ignoring
+ASCII case. The host name is asked for exactly when, and in the rule where, the scan would have asked for it
+(`evaluate` checks that one rule the ordinary way). `Run.rule(position)` rebuilds the plain Rule
+there, for the options and the log. Pure data throughout: a Run is built from strings and uint32 arrays,
+and marshals as bytes (pywrap.tablecache), which may check its arrays lazily and raise DamagedData.
 """
 
 from __future__ import annotations
@@ -19,8 +24,17 @@ from bisect import bisect_left
 
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, strip_mapped
 from pywrap.rules import PatternList, Rule
+from pywrap.text import fold
 
 MIN_RUN = 16
+NONE = 0xFFFFFFFF  # "no rule" in a uint32 position array
+WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+NUMERIC_CHARS = frozenset("0123456789./")  # the reference's NOT_INADDR: such patterns never see the name
+KEYWORDS = frozenset(("all", "known", "local"))
+
+
+class DamagedData(Exception):
+    """A cached array failed its check while it was being read: the cache must not be trusted."""
 
 
 def canonical_quad(text: str) -> int | None:
@@ -56,8 +70,16 @@ def _network(token: str) -> tuple[int, int] | None | bool:
     return mask, net
 
 
-def plain_shape(entry) -> tuple[str, list[int], list[tuple[int, int]]] | None:
-    """(daemon pattern, exact addresses, (mask, net) networks) of a plain rule, else None."""
+def _word(token: str) -> str | None:
+    """The folded key of a word pattern (exact, `.suffix` or `prefix.`), else None."""
+    key = fold(token)
+    if not key or not set(key) <= WORD_CHARS or key in KEYWORDS:
+        return None
+    return key
+
+
+def plain_shape(entry) -> tuple[str, list[int], list[tuple[int, int]], list[str]] | None:
+    """(daemon pattern, exact addresses, (mask, net) networks, word keys) of a plain rule, else None."""
     if not isinstance(entry, Rule) or entry.options is not None:
         return None
     daemons, clients = entry.daemons, entry.clients
@@ -66,7 +88,7 @@ def plain_shape(entry) -> tuple[str, list[int], list[tuple[int, int]]] | None:
     daemon = daemons.patterns[0]
     if "@" in daemon[1:] or "[" in daemon or daemon.upper() == "EXCEPT" or not clients.patterns:
         return None
-    exact, nets = [], []
+    exact, nets, words = [], [], []
     for token in clients.patterns:
         if "/" in token:
             network = _network(token)
@@ -74,24 +96,85 @@ def plain_shape(entry) -> tuple[str, list[int], list[tuple[int, int]]] | None:
                 return None
             if network is not False:
                 nets.append(network)
-        else:
-            value = canonical_quad(token)
-            if value is None:
-                return None
+            continue
+        value = canonical_quad(token)
+        if value is not None:
             exact.append(value)
-    return daemon, exact, nets
+            continue
+        key = _word(token)
+        if key is None:
+            return None
+        words.append(key)
+    return daemon, exact, nets, words
+
+
+def _candidates(value: str) -> list[str]:
+    """Every word key that matches `value` (already folded): itself as a host name, each prefix ending
+    in a dot, each suffix starting with a dot that leaves something before it."""
+    keys = []
+    if not value.startswith("."):
+        if not value.endswith("."):
+            keys.append(value)
+        keys.extend(value[:i + 1] for i, c in enumerate(value) if c == ".")
+    keys.extend(value[i:] for i, c in enumerate(value) if c == "." and i > 0)
+    return keys
+
+
+class Words:
+    """Word keys, sorted, with the first rule position that matches through the address and through the
+    name. `keys` is one latin-1 blob with `offsets` (one more at the end) so a cached table is mapped,
+    not loaded, and a lookup is a binary search."""
+
+    __slots__ = ("keys", "offsets", "by_address", "by_name")
+
+    def __init__(self, keys, offsets, by_address, by_name) -> None:
+        self.keys, self.offsets, self.by_address, self.by_name = keys, offsets, by_address, by_name
+
+    def _find(self, key: bytes) -> int | None:
+        offsets, keys = self.offsets, self.keys
+        lo, hi = 0, len(offsets) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if bytes(keys[offsets[mid]:offsets[mid + 1]]) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(offsets) - 1 and bytes(keys[offsets[lo]:offsets[lo + 1]]) == key:
+            return lo
+        return None
+
+    def first(self, value: str, positions) -> int | None:
+        found = None
+        for key in _candidates(fold(strip_mapped(value))):
+            try:
+                i = self._find(key.encode("latin-1"))
+            except UnicodeEncodeError:  # no pattern holds such a character
+                continue
+            if i is not None and positions[i] != NONE and (found is None or positions[i] < found):
+                found = positions[i]
+        return found
+
+    @classmethod
+    def build(cls, by_address: dict[str, int], by_name: dict[str, int]) -> Words:
+        ordered = sorted(by_address, key=lambda k: k.encode("latin-1"))
+        offsets = array("I", [0])
+        for key in ordered:
+            offsets.append(offsets[-1] + len(key))
+        return cls("".join(ordered).encode("latin-1"), offsets, array("I", (by_address[k] for k in ordered)),
+                   array("I", (by_name.get(k, NONE) for k in ordered)))
 
 
 class Run:
-    """Consecutive plain rules with one daemon pattern, indexed by address and by network.
+    """Consecutive plain rules with one daemon pattern, indexed by address, by network and by word.
 
     Everything is kept in flat arrays (sorted keys and their first positions, line numbers, the rules'
     client patterns as one string), so that a cached Run loads with a few memory copies, however many
     rules it holds, and a lookup is a binary search."""
 
-    __slots__ = ("daemon", "file", "lines", "patterns", "starts", "exact", "nets")
+    __slots__ = ("daemon", "file", "lines", "patterns", "starts", "exact", "nets", "words", "first_named")
 
-    def __init__(self, daemon: str, file: str, lines, patterns: bytes, starts, exact, nets) -> None:
+    def __init__(self, daemon: str, file: str, lines, patterns, starts, exact, nets,
+                 words: Words | None = None, first_named: int = -1) -> None:
         self.daemon = daemon      # the daemon pattern every rule of the run has
         self.file = file
         self.lines = lines        # uint32 sequence: line number of each rule
@@ -99,59 +182,84 @@ class Run:
         self.starts = starts      # uint32 sequence: where each rule's patterns start (one more at the end)
         self.exact = exact        # (sorted address values, first position of each)
         self.nets = nets          # ((mask, sorted nets, first position of each), ...)
+        self.words = words        # Words, if any rule has a word pattern
+        self.first_named = first_named  # the first rule with a pattern that is compared with the name, or -1
 
     def __len__(self) -> int:
         return len(self.lines)
 
-    def first_match(self, address: str) -> int | None:
+    def first_match(self, client, evaluate) -> int | None:
+        """`client`: the Endpoint; `evaluate(rule)`: does this rule match, asked the ordinary way."""
+        found = self._by_address(client.address)
+        named = self.first_named
+        if named < 0 or (found is not None and found < named):
+            return found  # the scan matches before any pattern that would need the name
+        # The scan reaches this rule and asks for the name here (unless a pattern before the word matches
+        # first): evaluate it the ordinary way, so the lookup happens, and reports, in this rule's context.
+        if evaluate(self.rule(named)):
+            return named
+        by_name = self.words.first(client.name, self.words.by_name)  # known now: no further lookup
+        if by_name is not None and (found is None or by_name < found):
+            found = by_name
+        return found
+
+    def _by_address(self, address: str) -> int | None:
         text = strip_mapped(address)
-        found = None
+        candidates = []
         value = canonical_quad(text)
         if value is not None:
-            found = _lookup(self.exact[0], self.exact[1], value)
+            candidates.append(_lookup(self.exact[0], self.exact[1], value))
         if self.nets:
             loose = dot_quad_addr(text)  # the matcher reads the address the way inet_addr does
             if loose != INADDR_NONE:
                 for mask, keys, positions in self.nets:
-                    position = _lookup(keys, positions, loose & mask)
-                    if position is not None and (found is None or position < found):
-                        found = position
-        return found
+                    candidates.append(_lookup(keys, positions, loose & mask))
+        if self.words is not None:
+            candidates.append(self.words.first(address, self.words.by_address))
+        return min((c for c in candidates if c is not None), default=None)
 
     def rule(self, position: int) -> Rule:
         piece = bytes(self.patterns[self.starts[position]:self.starts[position + 1]])
         tokens = tuple(piece.decode("latin-1").split())
         return Rule(self.file, self.lines[position], PatternList((self.daemon,)), PatternList(tokens), None)
 
-    def to_data(self, blobs: list[tuple[bytes, bool]]) -> tuple:
-        """Plain data naming its arrays by their place in `blobs` ((bytes, checked) pairs), so the cache
-        keeps the arrays outside the marshalled part and maps them instead of reading them. The index
-        arrays, which decide whether a rule matches, are checked on load; line numbers and patterns, which
-        only say which line it was, are not (a checksum over them is the largest cost of a huge table)."""
+    def to_data(self, blobs: list[bytes]) -> tuple:
+        """Plain data naming its arrays by their place in `blobs`, so the cache keeps the arrays outside
+        the marshalled part and maps them instead of reading them."""
 
-        def put(data, vital: bool = True) -> int:
-            blobs.append((bytes(data), vital))
+        def put(data) -> int:
+            blobs.append(bytes(data))
             return len(blobs) - 1
 
-        return (self.daemon, self.file, put(self.lines, vital=False), put(self.patterns, vital=False),
-                put(self.starts, vital=False),
+        words = None
+        if self.words is not None:
+            w = self.words
+            words = (put(w.keys), put(w.offsets), put(w.by_address), put(w.by_name))
+        return (self.daemon, self.file, put(self.lines), put(self.patterns), put(self.starts),
                 (put(self.exact[0]), put(self.exact[1])),
-                tuple((mask, put(keys), put(positions)) for mask, keys, positions in self.nets))
+                tuple((mask, put(keys), put(positions)) for mask, keys, positions in self.nets),
+                words, self.first_named)
 
     @classmethod
     def from_data(cls, data, blobs: list) -> Run:
-        """The inverse of to_data; `blobs` are buffers (memory-mapped views in the cache)."""
-        daemon, file, lines, patterns, starts, exact, nets = data
-        if not (isinstance(daemon, str) and isinstance(file, str)):
+        """The inverse of to_data; `blobs` are buffers (memory-mapped views in the cache) or objects with
+        `u32()` and slicing that check what they hand out."""
+        daemon, file, lines, patterns, starts, exact, nets, words, first_named = data
+        if not (isinstance(daemon, str) and isinstance(file, str) and isinstance(first_named, int)):
             raise ValueError("bad run")
+        if words is not None:
+            keys, offsets, by_address, by_name = words
+            words = Words(blobs[keys], _u32(blobs[offsets]), _u32(blobs[by_address]), _u32(blobs[by_name]))
         return cls(daemon, file, _u32(blobs[lines]), blobs[patterns], _u32(blobs[starts]),
                    (_u32(blobs[exact[0]]), _u32(blobs[exact[1]])),
                    tuple((int(mask), _u32(blobs[keys]), _u32(blobs[positions]))
-                         for mask, keys, positions in nets))
+                         for mask, keys, positions in nets), words, first_named)
 
 
 def _u32(blob):
-    """A uint32 view of a buffer, without copying (a cast memoryview supports len, indexing and bisect)."""
+    """A uint32 view of a buffer without copying (a cast memoryview supports len, indexing and bisect)."""
+    if hasattr(blob, "u32"):
+        return blob.u32()
     view = memoryview(blob)
     return view.cast("B").cast("I") if view.format != "I" else view
 
@@ -169,20 +277,31 @@ def _sorted_arrays(first: dict[int, int]) -> tuple:
 def _build_run(rules: list, shapes: list) -> Run:
     exact: dict[int, int] = {}
     nets: dict[int, dict[int, int]] = {}
+    by_address: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    first_named = -1
     starts = array("I", [0])
     pieces: list[bytes] = []
     size = 0
-    for position, (rule, (_, addresses, networks)) in enumerate(zip(rules, shapes, strict=True)):
+    for position, (rule, (_, addresses, networks, words)) in enumerate(zip(rules, shapes, strict=True)):
         for value in addresses:
             exact.setdefault(value, position)
         for mask, net in networks:
             nets.setdefault(mask, {}).setdefault(net, position)
+        for key in words:
+            by_address.setdefault(key, position)
+            if not set(key) <= NUMERIC_CHARS:
+                by_name.setdefault(key, position)
+                if first_named < 0:
+                    first_named = position
         piece = (" ".join(rule.clients.patterns) + " ").encode("latin-1")
         pieces.append(piece)
         size += len(piece)
         starts.append(size)
+    words_index = Words.build(by_address, by_name) if by_address else None
     return Run(shapes[0][0], rules[0].file, array("I", (r.line for r in rules)), b"".join(pieces), starts,
-               _sorted_arrays(exact), tuple((mask, *_sorted_arrays(table)) for mask, table in nets.items()))
+               _sorted_arrays(exact), tuple((mask, *_sorted_arrays(table)) for mask, table in nets.items()),
+               words_index, first_named)
 
 
 def compile_table(entries: tuple) -> tuple:

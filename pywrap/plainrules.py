@@ -1,11 +1,11 @@
-"""Recognise plain rule lines without the grammar: `daemon: address [address ...]` and nothing else.
+"""Recognise plain rule lines without the grammar: `daemon: pattern [pattern ...]` and nothing else.
 
 Contract: `parse_plain(text, file, line)` returns the Rule the grammar (pywrap.grammar) would return for a
 complete logical line of that shape — one daemon pattern (no brackets, `@`, `:` or list separators), then
-only digits, dots, slashes and list separators up to the newline — and None for every other line, which
-the grammar then parses. Tables grown by fail2ban or DenyHosts consist almost only of such lines, so they
-are read at the speed of one regular expression a line, with no pyparsing import. tests/test_core.py
-checks that both parsers agree on every line this one accepts.
+only letters, digits, `.`, `/`, `-`, `_` and list separators up to the newline, no EXCEPT — and None for
+every other line, which the grammar then parses. Tables grown by fail2ban, DenyHosts or block lists
+consist almost only of such lines, so they are read at the speed of one regular expression a line, with no
+pyparsing import. tests/test_index.py checks that both parsers agree on every line this one accepts.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 
 from pywrap.rules import PatternList, Rule
 
-PLAIN = re.compile(r"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:([0-9./ \t,\r]*)\n\Z")
+PLAIN = re.compile(r"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:([0-9A-Za-z._/ \t,\r-]*)\n\Z")
 SEPARATORS = re.compile(r"[ \t,\r\n]+")
 
 
@@ -23,4 +23,6 @@ def parse_plain(text: str, file: str, line: int) -> Rule | None:
     if match is None or match.group(1).upper() == "EXCEPT":
         return None
     clients = tuple(t for t in SEPARATORS.split(match.group(2)) if t)
+    if any(t.upper() == "EXCEPT" for t in clients):
+        return None
     return Rule(file, line, PatternList((match.group(1),)), PatternList(clients), None)

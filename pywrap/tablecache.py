@@ -21,10 +21,10 @@ import sys
 import zlib
 
 from pywrap import settings
-from pywrap.index import Run
+from pywrap.index import DamagedData, Run
 from pywrap.rules import LineProblem, OptionField, PatternList, Rule
 
-FORMAT = 5
+FORMAT = 6
 MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -106,13 +106,70 @@ def _trusted(st: os.stat_result) -> bool:
 
 
 PREFIX = struct.Struct("<8sQQI")  # file tag, where the marshalled header starts, its length, its CRC-32
-TAG = b"pywrapT5"
+TAG = b"pywrapT6"
+
+
+BLOCK = 1 << 16  # the unit of lazy checking: a lookup in a huge index touches a few of these
+
+
+def _blocks(size: int) -> int:
+    return (size + BLOCK - 1) // BLOCK
+
+
+class CheckedBlob:
+    """A mapped array that can decide a verdict: each BLOCK is checked against its CRC-32 the first time
+    any of it is read, so a lookup pays for the few blocks a binary search touches, not for the whole
+    index. A failed check raises DamagedData (pywrap.access then parses the table instead)."""
+
+    __slots__ = ("view", "crcs", "good")
+
+    def __init__(self, view: memoryview, crcs: tuple) -> None:
+        self.view, self.crcs, self.good = view, crcs, bytearray(len(crcs))
+
+    def check(self, start: int, end: int) -> None:
+        for block in range(start // BLOCK, (max(end, start + 1) - 1) // BLOCK + 1):
+            if not self.good[block]:
+                if zlib.crc32(self.view[block * BLOCK:(block + 1) * BLOCK]) != self.crcs[block]:
+                    raise DamagedData(block)
+                self.good[block] = 1
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __getitem__(self, where: slice) -> memoryview:
+        start, stop, _ = where.indices(len(self.view))
+        if stop > start:
+            self.check(start, stop)
+        return self.view[start:stop]
+
+    def u32(self) -> CheckedU32:
+        return CheckedU32(self)
+
+
+class CheckedU32:
+    """A uint32 sequence over a CheckedBlob (len, indexing; enough for bisect)."""
+
+    __slots__ = ("blob", "items")
+
+    def __init__(self, blob: CheckedBlob) -> None:
+        if len(blob.view) % 4:
+            raise ValueError("not a uint32 array")
+        self.blob, self.items = blob, blob.view.cast("I")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> int:
+        if i < 0:
+            i += len(self.items)
+        self.blob.check(4 * i, 4 * i + 4)
+        return self.items[i]
 
 
 def cached_entries(path: str, fd: int, note=None) -> tuple | None:
-    """The file: PREFIX, the blobs (uint32 arrays of indexed runs) at 8-byte boundaries, then the
-    marshalled header (magic, file state, path, entries, blob table). Blobs are memory-mapped, not read;
-    every blob that can decide a verdict is checked against its CRC-32."""
+    """The file: PREFIX, the blobs (uint32 arrays and word keys of indexed runs) at 8-byte boundaries,
+    then the marshalled header (magic, file state, path, entries, blob table). Blobs are memory-mapped, not
+    read; every blob that can decide a verdict is checked against its CRC-32s as it is read."""
     cache = _cache_file(path)
     if cache is None:
         return None
@@ -138,13 +195,12 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
             blobs = []
             if table:
                 mapped = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-                for offset, size, crc in table:
-                    if offset + size > start:
+                for offset, size, crcs in table:
+                    if offset + size > start or len(crcs) != _blocks(size):
                         raise ValueError("truncated")
-                    blob = mapped[offset:offset + size]
-                    if crc is not None and zlib.crc32(blob) != crc:
-                        raise ValueError("checksum")
-                    blobs.append(blob)
+                    if not all(isinstance(crc, int) for crc in crcs):
+                        raise ValueError("checksums")
+                    blobs.append(CheckedBlob(mapped[offset:offset + size], crcs))
             return from_data(data, blobs)
         except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
             if note:
@@ -161,18 +217,19 @@ def store_entries(path: str, fd: int, entries) -> None:
     tmp = f"{cache}.{os.getpid()}.tmp"
     try:
         os.makedirs(settings.CACHE_DIR, mode=0o755, exist_ok=True)
-        blobs: list[tuple[bytes, bool]] = []
+        blobs: list[bytes] = []
         data = to_data(entries, blobs)
         table, position = [], _aligned(PREFIX.size)
-        for blob, vital in blobs:
-            table.append((position, len(blob), zlib.crc32(blob) if vital else None))
+        for blob in blobs:
+            crcs = tuple(zlib.crc32(blob[at:at + BLOCK]) for at in range(0, len(blob), BLOCK))
+            table.append((position, len(blob), crcs))
             position = _aligned(position + len(blob))
         header = marshal.dumps((MAGIC, _state(fd), path, data, tuple(table)))
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             written = PREFIX.size
             _write_all(fd_out, PREFIX.pack(TAG, position, len(header), zlib.crc32(header)))
-            for (blob, _), (offset, _, _) in zip(blobs, table, strict=True):
+            for blob, (offset, _, _) in zip(blobs, table, strict=True):
                 _write_all(fd_out, b"\0" * (offset - written) + blob)
                 written = offset + len(blob)
             _write_all(fd_out, b"\0" * (position - written) + header)

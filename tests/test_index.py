@@ -8,20 +8,22 @@ import random
 
 import pytest
 from compare import differences, verdicts
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sandbox import run_cases
 
-from pywrap import access, index
+from pywrap import access, index, settings
 from pywrap.diag import CollectingDiagnostics
 from pywrap.grammar import parse_rule
 from pywrap.options import DryRun
 from pywrap.plainrules import parse_plain
 from pywrap.request import Endpoint, Request
+from pywrap.text import fold
 
 
-@settings(max_examples=600, deadline=None)
-@given(st.text(alphabet="sdhALEXCPT0123456789./:, \t\r@[]#x", max_size=40))
+@hypothesis_settings(max_examples=600, deadline=None)
+@given(st.text(alphabet="sdhALEXCPTept0123456789./:, \t\r@[]#x-_*", max_size=40))
 def test_plain_lines_parse_as_the_grammar_parses_them(body):
     text = body + "\n"
     plain = parse_plain(text, "f", 3)
@@ -52,7 +54,6 @@ def random_table(rng: random.Random, size: int) -> str:
 
 def decide(path: str, address: str) -> tuple:
     request = Request("sshd", Endpoint(address), Endpoint())
-    access.parsed_table.cache_clear()
     verdict = access.decide(request, CollectingDiagnostics(), DryRun(), "/nonexistent", path)
     return verdict.granted, verdict.rule.line if verdict.rule else None
 
@@ -65,8 +66,10 @@ def test_indexed_and_scanned_decisions_are_identical(seed, tmp_path, monkeypatch
     queries = [".".join(str(rng.choice([0, 1, 10, 127, 192, 255, rng.randrange(256)])) for _ in range(4))
                for _ in range(300)]
     queries += [f"::ffff:{q}" for q in queries[:30]] + ["010.0.0.1", "unknown", "::1"]
+    access.parsed_table.cache_clear()
     indexed = [decide(str(table), q) for q in queries]
     monkeypatch.setattr(index, "MIN_RUN", 10**9)
+    access.parsed_table.cache_clear()  # parsed again: every rule on its own
     scanned = [decide(str(table), q) for q in queries]
     assert indexed == scanned
     assert any(line is not None and line < 400 for _, line in indexed)  # rules inside runs were hit
@@ -89,3 +92,112 @@ def test_fail2ban_sized_files_agree_with_reference():
     assert verdicts(results[0]["ours"]["stdout"]) == ["denied"]
     assert verdicts(results[-4]["ours"]["stdout"]) == ["denied"]  # 10.1.2.3, by the network rule
     assert verdicts(results[-3]["ours"]["stdout"]) == ["granted"]
+
+
+NAMES = ["mail.example.com", "a.b.example.com", "example.com", "host-1.evil.org", "www.evil.org", "localhost",
+         "unknown", "paranoid", "x_y.lan", "10.example.com", ".example.com", "www.", ".1"]
+WORDS = [".example.com", ".com", "example.com", "Mail.Example.COM", "host-1.evil.org", ".evil.org", "localhost",
+         "unknown", "www.", "a.b.", "10.", "192.168.", "127.0.0.", ".1", ".0.1", "010.0.0.1", "x_y.lan", "."]
+
+
+def random_word_table(rng: random.Random, size: int) -> str:
+    """Block-list shapes: host names, domains and prefixes, mixed with addresses and networks."""
+    lines = [f"ALL: 192.168.0.{n}" for n in range(4)] * 5  # decided before any rule asks for the name
+    for _ in range(size):
+        roll = rng.random()
+        address = f"{rng.choice([10, 127, 192])}.{rng.choice([0, 168])}.0.{rng.randrange(4)}"
+        if roll < 0.45:
+            lines.append(f"ALL: {rng.choice(WORDS)}")
+        elif roll < 0.65:
+            lines.append(f"ALL: {address}")
+        elif roll < 0.8:
+            tokens = [rng.choice(WORDS), address, f"{address}/24", rng.choice(WORDS)]
+            rng.shuffle(tokens)
+            lines.append(f"ALL: {', '.join(tokens[:rng.randrange(1, 5)])}")
+        elif roll < 0.95:
+            lines.append(f"sshd: {rng.choice(WORDS)}")
+        elif roll < 0.97:
+            lines.append(f"ALL: *.{rng.choice(NAMES)}")  # a wildcard: scanned, not indexed
+        else:
+            lines.append(f"ALL: {rng.choice(NAMES)} : deny")
+    return "\n".join(lines) + "\nALL: ALL : allow\n"
+
+
+def decide_named(path: str, address: str, name: str) -> tuple:
+    """The verdict, the rule, and every diagnostic with its context — including when, and in which rule's
+    context, the host name was looked up (the lookup reports itself as a warning)."""
+    diag = CollectingDiagnostics()
+
+    def lookup(endpoint: Endpoint) -> str:
+        diag.warning(f"looked up {name}")
+        return name
+
+    client = Endpoint(address, 1234, (2, bytes(4)), lookup)
+    verdict = access.decide(Request("sshd", client, Endpoint()), diag, DryRun(), "/nonexistent", path)
+    return verdict.granted, verdict.rule.line if verdict.rule else None, diag.records
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_word_runs_decide_and_look_names_up_as_the_scan_does(seed, tmp_path, monkeypatch):
+    rng = random.Random(100 + seed)
+    table = tmp_path / "hosts.deny"
+    table.write_text(random_word_table(rng, 300))
+    queries = [(f"{rng.choice([10, 127, 192, 1])}.{rng.choice([0, 168])}.0.{rng.randrange(4)}",
+                rng.choice(NAMES + [n.upper() for n in NAMES])) for _ in range(200)]
+    queries += [("::ffff:127.0.0.1", "localhost"), ("unknown", "unknown"), ("::1", "localhost")]
+    access.parsed_table.cache_clear()
+    runs = [x for x in access.parsed_table(table.read_bytes(), str(table)) if isinstance(x, index.Run)]
+    assert any(run.words is not None for run in runs)
+    indexed = [decide_named(str(table), *q) for q in queries]
+    monkeypatch.setattr(settings, "CACHE_DIR", str(tmp_path / "cache"))  # the same, from mapped arrays
+    decide_named(str(table), "1.2.3.4", "x")
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    access.parsed_table.cache_clear()
+    assert [decide_named(str(table), *q) for q in queries] == indexed
+    monkeypatch.setattr(settings, "CACHE_DIR", "")
+    monkeypatch.setattr(index, "MIN_RUN", 10**9)
+    access.parsed_table.cache_clear()  # parsed again: every rule on its own
+    scanned = [decide_named(str(table), *q) for q in queries]
+    assert indexed == scanned
+    assert any(line is not None and line < 300 for _, line, _ in indexed)
+    assert any(records for _, _, records in indexed) and any(not records for _, _, records in indexed)
+
+
+def test_word_runs_are_indexed():
+    text = "".join(f"ALL: .d{n}.example.com host{n}.example.org 10.{n % 256}.\n" for n in range(100))
+    items = access.parsed_table(text.encode(), "hosts.deny")
+    assert len(items) == 1 and isinstance(items[0], index.Run) and len(items[0]) == 100
+
+
+@hypothesis_settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="aB.1-", min_size=1, max_size=7), st.text(alphabet="Ab.1-", max_size=7))
+def test_word_keys_match_exactly_as_string_match(pattern, value):
+    """A word key is found among a value's candidates exactly when the matcher's string_match says so."""
+    from pywrap.patterns import string_match
+
+    key = index._word(pattern)
+    if key is not None:
+        assert (key in index._candidates(fold(value))) == string_match(pattern, value)
+
+
+def test_block_lists_of_names_agree_with_reference():
+    """A long run of domain, host-name and prefix rules (a block list), asked by address (the name then
+    comes from /etc/hosts) and by name, against Debian's tcpdmatch: same verdicts, lines and warnings."""
+    rng = random.Random(11)
+    hosts = "".join(f"10.9.{n}.1 h{n}.d{n % 40}.block.example\n" for n in range(60))
+    shapes = [lambda: f"ALL: .d{rng.randrange(80)}.block.example",
+              lambda: f"ALL: h{rng.randrange(120)}.d1.block.example",
+              lambda: f"ALL: 10.9.{rng.randrange(90)}.",
+              lambda: f"ALL: H{rng.randrange(60)}.D{rng.randrange(40)}.Block.Example"] * 5
+    shapes.append(lambda: f"in.ftpd: .d{rng.randrange(80)}.block.example, 10.8.{rng.randrange(9)}.1")
+    rules = [rng.choice(shapes)() for _ in range(400)]
+    text = "\n".join(rules) + "\nALL: ALL : allow\n"
+    assert any(isinstance(x, index.Run) for x in access.parsed_table(text.encode(), "hosts.deny"))
+    queries = [f"10.9.{rng.randrange(70)}.1" for _ in range(12)] + ["10.8.3.1", "h5.d5.block.example",
+                                                                    "nothing.example", "10.7.0.1"]
+    cases = [{"files": {"hosts.deny": text}, "args": ["in.ftpd", q]} for q in queries]
+    results = run_cases(cases, etc={"hosts": "127.0.0.1 localhost\n" + hosts})
+    for query, result in zip(queries, results, strict=True):
+        assert differences(result) == [], query
+    outcomes = {v for r in results for v in verdicts(r["ours"]["stdout"])}
+    assert "denied" in outcomes and "granted" in outcomes
