@@ -1,11 +1,17 @@
-"""Per-connection cost of tcpd: ours against Debian's, side by side, under a real openbsd-inetd.
+"""Issue 7's targets, ours against Debian's tcpd, tcpdmatch and tcpdchk, side by side in one run.
 
 Usage: bench/tcpd_connect.py PREFIX [SAMPLES]   (PREFIX: `make install` with the default table paths)
 Runs itself in a private mount namespace (as root) so that it can give both programs the same private
-/etc/hosts.allow and /etc/hosts.deny. Two services on loopback run /bin/true through /usr/sbin/tcpd and
-through PREFIX/sbin/tcpd; connections alternate between them; each sample is connect -> EOF (tcpd's start,
-the rule check, the log line, the exec of the daemon and its exit). For each rule set it prints both
-medians and their ratio, and the bare start-up of the interpreter ours runs (`python3 -I -S -c pass`).
+/etc/hosts.allow, /etc/hosts.deny and /etc/inetd.conf. Two services on loopback run /bin/true through
+/usr/sbin/tcpd and through PREFIX/sbin/tcpd under a real openbsd-inetd; each sample is connect -> EOF (tcpd's
+start, the rule check, the log line, the exec of the daemon and its exit). Every measurement alternates the
+programs it compares, SAMPLES (default 30) times each, and prints both medians and their ratio:
+  1. per connection with small rule files, against the bare start-up of the interpreter ours runs
+     (`python3 -I -S -c pass`, sampled in the same loop); target ratio <= 2;
+  2. huge deny lists (fail2ban's `ALL: a.b.c.d` lines, and a block list of domain names); target < 1 for
+     100,000 lines, <= 0.1 for 1,000,000;
+  3. peak RSS per connection (GNU time) against the bare interpreter; target <= 2;
+  4. tcpdmatch and tcpdchk with small rule files against Debian's; target <= 2.
 """
 
 import os
@@ -18,6 +24,8 @@ import sys
 import tempfile
 import time
 
+BARE = ["/usr/bin/python3", "-I", "-S", "-c", "pass"]
+
 
 def connect_once(port: int) -> float:
     start = time.perf_counter()
@@ -27,10 +35,16 @@ def connect_once(port: int) -> float:
     return time.perf_counter() - start
 
 
+def run_once(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
 def fail2ban_deny(lines: int) -> str:
     """A hosts.deny as fail2ban grows it: `ALL: a.b.c.d` per banned address (none of them 127.0.0.1).
     No `ALL: ALL` at the end, so that the client is granted and the sample ends when the daemon exits
-    instead of after tcpd's refusal pause; deciding costs the same full pass over the file either way."""
+    instead of after a refusal; deciding costs the same full pass over the file either way."""
     rng = random.Random(lines)
 
     def octet() -> int:
@@ -39,35 +53,113 @@ def fail2ban_deny(lines: int) -> str:
     return "".join(f"ALL: {rng.randrange(1, 127)}.{octet()}.{octet()}.{octet()}\n" for _ in range(lines))
 
 
-RULE_SETS = {
+def domain_deny(lines: int) -> str:
+    """A block list of domains and host names; the client (127.0.0.1, "localhost" from /etc/hosts) is in
+    none of them, so both programs look its name up and compare it with every line."""
+    rng = random.Random(lines)
+    return "".join(f"ALL: .d{rng.randrange(10**9)}.example.com, host{n}.spam.example\n" for n in range(lines))
+
+
+SMALL_ALLOW = "true: 127.0.0.1 10.0.0.0/8\nsshd: .example.com\n"
+SMALL_DENY = "ALL: 192.0.2.0/24\n"
+SMALL_SETS = {
     "comments only": ("# nothing here\n", "# nothing here\n"),
-    "small rules, no name lookup": ("true: 127.0.0.1 10.0.0.0/8\nsshd: .example.com\n",
-                                    "ALL: 192.0.2.0/24\n"),
+    "small rules, no name lookup": (SMALL_ALLOW, SMALL_DENY),
     "small rules, name lookup (/etc/hosts)": ("true: localhost\n", "ALL: ALL\n"),
-    "100,000-line hosts.deny": ("", lambda: fail2ban_deny(100_000)),
-    "1,000,000-line hosts.deny": ("", lambda: fail2ban_deny(1_000_000)),
+}
+HUGE_SETS = {
+    "100,000-line hosts.deny (fail2ban)": ("", lambda: fail2ban_deny(100_000), 1.0),
+    "1,000,000-line hosts.deny (fail2ban)": ("", lambda: fail2ban_deny(1_000_000), 0.1),
+    "100,000-line domain block list": ("", lambda: domain_deny(100_000), 1.0),
 }
 
 
-def measure(prefix: str, samples: int, base: int) -> tuple[list[float], list[float]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = os.path.join(tmp, "inetd.conf")
+class Services:
+    """openbsd-inetd with /bin/true behind Debian's tcpd (port) and ours (port + 1)."""
+
+    def __init__(self, prefix: str, port: int) -> None:
+        self.prefix, self.port = prefix, port
+
+    def __enter__(self) -> "Services":
+        self.tmp = tempfile.TemporaryDirectory()
+        conf = os.path.join(self.tmp.name, "inetd.conf")
         with open(conf, "w") as f:
-            f.write(f"127.0.0.1:{base} stream tcp nowait root /usr/sbin/tcpd /bin/true\n")
-            f.write(f"127.0.0.1:{base + 1} stream tcp nowait root {prefix}/sbin/tcpd /bin/true\n")
-        inetd = subprocess.Popen(["/usr/sbin/inetd", "-d", "-i", conf], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            connect_once(base + 1)  # ours parses a changed table once and caches it: not a sample
-            ref, ours = [], []
-            for _ in range(samples):
-                ref.append(connect_once(base))
-                ours.append(connect_once(base + 1))
-        finally:
-            inetd.send_signal(signal.SIGTERM)
-            inetd.wait()
-    return ref, ours
+            f.write(f"127.0.0.1:{self.port} stream tcp nowait root /usr/sbin/tcpd /bin/true\n")
+            f.write(f"127.0.0.1:{self.port + 1} stream tcp nowait root {self.prefix}/sbin/tcpd /bin/true\n")
+        self.inetd = subprocess.Popen(["/usr/sbin/inetd", "-d", "-i", conf], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.inetd.send_signal(signal.SIGTERM)
+        self.inetd.wait()
+        self.tmp.cleanup()
+
+    def reference(self) -> float:
+        return connect_once(self.port)
+
+    def ours(self) -> float:
+        return connect_once(self.port + 1)
+
+
+def alternate(samples: int, *measures) -> list[float]:
+    """Median milliseconds of each measure, sampled in turn."""
+    times: list[list[float]] = [[] for _ in measures]
+    for _ in range(samples):
+        for got, measure in zip(times, measures, strict=True):
+            got.append(measure())
+    return [statistics.median(t) * 1000 for t in times]
+
+
+def write_tables(allow: str, deny: str) -> None:
+    for name, text in (("hosts.allow", allow), ("hosts.deny", deny)):
+        with open(f"/etc/{name}", "w") as f:
+            f.write(text)
+
+
+def verdict(ratio: float, target: float) -> str:
+    return "met" if ratio <= target else "NOT met"
+
+
+def per_connection(services: Services, samples: int) -> None:
+    print("\n1. per connection, small rule files (target: pywrap <= 2 x bare interpreter)")
+    print(f"   {'rule set':40s} {'Debian':>9s} {'pywrap':>9s} {'bare':>9s}  pywrap/bare  pywrap/Debian")
+    for label, (allow, deny) in SMALL_SETS.items():
+        write_tables(allow, deny)
+        services.ours()  # not a sample: ours parses a changed table once and caches it
+        ref, ours, bare = alternate(samples, services.reference, services.ours, lambda: run_once(BARE))
+        print(f"   {label:40s} {ref:6.1f} ms {ours:6.1f} ms {bare:6.1f} ms  {ours / bare:5.2f} "
+              f"{verdict(ours / bare, 2):7s}  {ours / ref:5.2f}")
+
+
+def huge_tables(services: Services, samples: int) -> None:
+    print("\n2. huge deny lists, client in none (target: ratio < 1 at 100,000 lines, <= 0.1 at 1,000,000)")
+    print(f"   {'rule set':40s} {'Debian':>9s} {'pywrap':>9s}  ratio          first after a change")
+    for label, (allow, deny, target) in HUGE_SETS.items():
+        write_tables(allow, deny())
+        first = services.ours() * 1000  # parses the new table and writes the cache
+        ref, ours = alternate(samples, services.reference, services.ours)
+        mark = verdict(ours / ref, target)
+        print(f"   {label:40s} {ref:6.1f} ms {ours:6.1f} ms  {ours / ref:5.2f} {mark:7s}  {first:8.0f} ms")
+
+
+def tools(prefix: str, samples: int) -> None:
+    print("\n4. tcpdmatch and tcpdchk, small rule files (target: pywrap <= 2 x Debian)")
+    write_tables(SMALL_ALLOW, SMALL_DENY)
+    with open("/etc/inetd.conf", "w") as f:
+        f.write("ftp stream tcp nowait root /usr/sbin/tcpd in.ftpd\n")
+    commands = {
+        "tcpdmatch in.ftpd 127.0.0.1": ["tcpdmatch", "in.ftpd", "127.0.0.1"],
+        "tcpdchk -v": ["tcpdchk", "-v"],
+    }
+    print(f"   {'command':40s} {'Debian':>9s} {'pywrap':>9s} {'bare':>9s}  pywrap/Debian")
+    for label, args in commands.items():
+        ref, ours, bare = alternate(samples, lambda a=args: run_once([f"/usr/sbin/{a[0]}", *a[1:]]),
+                                    lambda a=args: run_once([f"{prefix}/sbin/{a[0]}", *a[1:]]),
+                                    lambda: run_once(BARE))
+        print(f"   {label:40s} {ref:6.1f} ms {ours:6.1f} ms {bare:6.1f} ms  {ours / ref:5.2f} "
+              f"{verdict(ours / ref, 2)}")
 
 
 def main() -> int:
@@ -76,28 +168,18 @@ def main() -> int:
         return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, *sys.argv],
                               env=env).returncode
     prefix = sys.argv[1]
-    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 40
-    base = 23000 + os.getpid() % 1000
-    print(f"samples: {samples} each, alternating Debian's tcpd and ours")
-    with tempfile.TemporaryDirectory() as tables:
-        for name in ("hosts.allow", "hosts.deny"):
-            open(os.path.join(tables, name), "w").close()
-            subprocess.run(["mount", "--bind", os.path.join(tables, name), f"/etc/{name}"], check=True)
-        for label, (allow, deny) in RULE_SETS.items():
-            for name, text in (("hosts.allow", allow), ("hosts.deny", deny)):
-                with open(os.path.join(tables, name), "w") as f:
-                    f.write(text() if callable(text) else text)
-            ref, ours = measure(prefix, samples if "000-line" not in label else max(samples // 3, 5), base)
-            base += 2
-            r, o = statistics.median(ref) * 1000, statistics.median(ours) * 1000
-            print(f"{label:40s} Debian {r:6.1f} ms   pywrap {o:6.1f} ms   ratio {o / r:5.2f}")
-    bare = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", "pass"], check=True)
-        bare.append(time.perf_counter() - start)
-    print(f"{'python3 -I -S -c pass (bare interpreter)':40s} {statistics.median(bare) * 1000:6.1f} ms")
-    print_rss(prefix)
+    samples = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+    port = 23000 + os.getpid() % 1000
+    print(f"{samples} samples of each program per row, alternating; medians")
+    with tempfile.TemporaryDirectory() as private:
+        for name in ("hosts.allow", "hosts.deny", "inetd.conf"):
+            open(os.path.join(private, name), "w").close()
+            subprocess.run(["mount", "--bind", os.path.join(private, name), f"/etc/{name}"], check=True)
+        with Services(prefix, port) as services:
+            per_connection(services, samples)
+            huge_tables(services, samples)
+        print_rss(prefix)
+        tools(prefix, samples)
     return 0
 
 
@@ -122,19 +204,17 @@ def max_rss_kib(command: list[str], argv0: str | None = None) -> int:
 
 def print_rss(prefix: str) -> None:
     """Peak RSS per connection with small rules: tcpd granting /bin/true, against the bare interpreter."""
-    for name, text in (("hosts.allow", "true: 127.0.0.1 10.0.0.0/8 [::1]\nsshd: .example.com\n"),
-                       ("hosts.deny", "ALL: 192.0.2.0/24\n")):
-        with open(f"/etc/{name}", "w") as f:
-            f.write(text)
-    samples = {"Debian tcpd": [], "pywrap tcpd": [], "bare interpreter": []}
+    print("\n3. peak RSS per connection, small rule files (target: pywrap <= 2 x bare interpreter)")
+    write_tables(SMALL_ALLOW, SMALL_DENY)
+    samples: dict[str, list[int]] = {"Debian tcpd": [], "pywrap tcpd": [], "bare interpreter": []}
     for _ in range(10):
         samples["Debian tcpd"].append(max_rss_kib(["/usr/sbin/tcpd"], "/bin/true"))
         samples["pywrap tcpd"].append(max_rss_kib([f"{prefix}/sbin/tcpd"], "/bin/true"))
-        samples["bare interpreter"].append(max_rss_kib(["/usr/bin/python3", "-I", "-S", "-c", "pass"]))
+        samples["bare interpreter"].append(max_rss_kib(BARE))
     bare = statistics.median(samples["bare interpreter"])
     for label, values in samples.items():
         rss = statistics.median(values)
-        print(f"{'peak RSS, ' + label:40s} {rss / 1024:6.1f} MiB   ({rss / bare:.2f} x bare interpreter)")
+        print(f"   {label:40s} {rss / 1024:6.1f} MiB  {rss / bare:5.2f} x bare interpreter")
 
 
 if __name__ == "__main__":

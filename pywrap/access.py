@@ -10,11 +10,9 @@ Anything that goes wrong inside (a /file loop, an internal error) denies: fail c
 
 from __future__ import annotations
 
-import functools
-from collections import namedtuple
-
 from pywrap.diag import Diagnostics
 from pywrap.index import DamagedData, Run
+from pywrap.lean import record, small_cache
 from pywrap.options import Effects, run_options
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
@@ -30,7 +28,7 @@ class Scan:
     ERROR = "error"
 
 
-class Verdict(namedtuple("Verdict", "granted delegated rule failed", defaults=(False, None, False))):
+class Verdict(record("Verdict", "granted delegated rule failed", defaults=(False, None, False))):
     granted: bool
     delegated: bool                  # a `twist` option took over
     rule: Rule | None                # the rule that decided, if any
@@ -83,7 +81,7 @@ def load_table(path: str, diag: Diagnostics, use_cache: bool = True) -> tuple[st
         os.close(fd)
 
 
-@functools.lru_cache(maxsize=4)  # keyed on whole tables: keep few (a long-lived library process)
+@small_cache(4)  # keyed on whole tables: keep few (a long-lived library process)
 def parsed_table(data: bytes, path: str) -> tuple:
     """The table's items: entries, with long runs of plain address rules compiled into indexed Runs.
     Plain lines are read without the grammar; pyparsing is loaded only for the other lines, if any."""

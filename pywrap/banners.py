@@ -9,11 +9,14 @@ only when it is outside square brackets (the rule splitter is reused there); eac
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from pywrap.expand import expand
 from pywrap.request import Request
 from pywrap.text import decode, encode, find_unbracketed
+
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PIECE = 8190
 BANNER_LIMIT = 16382

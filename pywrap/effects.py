@@ -12,7 +12,6 @@ from __future__ import annotations
 import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
 import struct
-from collections.abc import Callable
 
 from pywrap.banners import banner_bytes
 from pywrap.diag import Diagnostics
@@ -20,6 +19,10 @@ from pywrap.log import LOG_WARNING, SyslogClient
 from pywrap.options import Effects, OptionError
 from pywrap.request import Request
 from pywrap.text import encode
+
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SHELL = "/bin/sh"
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
-from collections import namedtuple
 
 from pywrap.diag import Diagnostics
+from pywrap.lean import record
 
 PEEK_SIZE = 8192
 IPOPT_EOL, IPOPT_NOP, IPOPT_LSRR, IPOPT_SSRR = 0, 1, 131, 137
 
 
-class Side(namedtuple("Side", "family packed port address")):
+class Side(record("Side", "family packed port address")):
     family: int
     packed: bytes | None     # None for AF_UNIX
     port: int | None
@@ -28,7 +28,7 @@ class Side(namedtuple("Side", "family packed port address")):
     __slots__ = ()
 
 
-class Discovery(namedtuple("Discovery", "sock client server sink error", defaults=(None,))):
+class Discovery(record("Discovery", "sock client server sink error", defaults=(None,))):
     sock: socket.socket | None
     client: Side | None
     server: Side | None

@@ -10,10 +10,12 @@ what is already known (see ../shared/spec/options.md §3).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pywrap.request import UNKNOWN, Endpoint, Request, known_name
 from pywrap.text import same
+
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!@%-_=+:,./")
 RESULT_LIMIT = 8190  # the reference's 8192-byte buffer, less the NUL and one byte of slack it keeps

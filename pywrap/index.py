@@ -19,7 +19,6 @@ and marshals as bytes (pywrap.tablecache), which may check its arrays lazily and
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_left
 
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, strip_mapped
@@ -156,6 +155,7 @@ class Words:
 
     @classmethod
     def build(cls, by_address: dict[str, int], by_name: dict[str, int]) -> Words:
+        from array import array
         ordered = sorted(by_address, key=lambda k: k.encode("latin-1"))
         offsets = array("I", [0])
         for key in ordered:
@@ -270,11 +270,14 @@ def _lookup(keys, positions, value: int) -> int | None:
 
 
 def _sorted_arrays(first: dict[int, int]) -> tuple:
+    from array import array
     keys = array("I", sorted(first))
     return keys, array("I", (first[k] for k in keys))
 
 
 def _build_run(rules: list, shapes: list) -> Run:
+    from array import array  # only when building: it imports collections, which tcpd does not need
+
     exact: dict[int, int] = {}
     nets: dict[int, dict[int, int]] = {}
     by_address: dict[str, int] = {}

@@ -10,15 +10,17 @@ the tools show. The tcpd effects arrive with tcpd itself.
 
 from __future__ import annotations
 
-from collections import namedtuple
-from collections.abc import Callable
-
 from pywrap.diag import Diagnostics
 from pywrap.expand import ExpansionTooLong, expand
+from pywrap.lean import record
 from pywrap.numeric import scan_int, scan_octal
 from pywrap.request import Request
 from pywrap.rules import OptionField
 from pywrap.text import fold
+
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 C_SPACE = " \t\n\v\f\r"
 
@@ -29,7 +31,7 @@ FACILITIES = {
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 
 
-class OptionSpec(namedtuple("OptionSpec", "value last expands")):
+class OptionSpec(record("OptionSpec", "value last expands")):
     value: str        # "required", "optional" or "none"
     last: bool        # must be the last option of the rule
     expands: bool     # the value is %-expanded first

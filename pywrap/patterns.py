@@ -10,7 +10,6 @@ with anything but digits, dots and slashes, on the name. See ../shared/spec/rule
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from pywrap import settings
 from pywrap.numeric import (
@@ -27,6 +26,8 @@ from pywrap.text import fold, same, split_unbracketed
 
 TYPE_CHECKING = False  # no `typing` import at run time: it is on tcpd's per-connection path
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pywrap.diag import Diagnostics
     from pywrap.request import Endpoint, Request
 

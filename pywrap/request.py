@@ -9,11 +9,13 @@ name only if something needed it), so `name_known` / `user_known` tell.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
+from pywrap.lean import cached_property
 from pywrap.resolver import Address
 from pywrap.text import same
+
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 UNKNOWN = "unknown"
 PARANOID = "paranoid"
@@ -34,7 +36,7 @@ class Endpoint:
         if name is not None:
             self.name = name       # preset (tcpdmatch's "unknown" / "paranoid" pseudo-hosts)
 
-    @functools.cached_property
+    @cached_property
     def name(self) -> str:
         if self.sockaddr is None or self._lookup is None:
             return UNKNOWN
@@ -63,7 +65,7 @@ class Request:
         if user is not None:
             self.user = user
 
-    @functools.cached_property
+    @cached_property
     def user(self) -> str:
         if self._user_lookup is None:
             return UNKNOWN

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
-from collections import namedtuple
-from collections.abc import Callable
 
 from pywrap import settings
+from pywrap.lean import record
 from pywrap.numeric import inet_aton, inet_pton6
 from pywrap.text import same
+
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
 UNKNOWN, PARANOID = "unknown", "paranoid"
@@ -46,7 +49,7 @@ def parse_numeric(text: str) -> Address | None:
     return None
 
 
-class HostsLine(namedtuple("HostsLine", "family packed names")):
+class HostsLine(record("HostsLine", "family packed names")):
     family: int
     packed: bytes
     names: tuple[str, ...]  # the first is the canonical name

@@ -7,10 +7,10 @@ line too long). Patterns stay the strings the admin wrote; `pywrap.patterns` giv
 
 from __future__ import annotations
 
-from collections import namedtuple
+from pywrap.lean import record
 
 
-class PatternList(namedtuple("PatternList", "patterns exceptions", defaults=(None,))):
+class PatternList(record("PatternList", "patterns exceptions", defaults=(None,))):
     """`patterns EXCEPT exceptions`: matches when some pattern matches and the exceptions do not.
 
     EXCEPT nests to the right, as in the reference: `a EXCEPT b EXCEPT c` is `a EXCEPT (b EXCEPT c)`. An empty
@@ -34,7 +34,7 @@ class PatternList(namedtuple("PatternList", "patterns exceptions", defaults=(Non
         return tuple(out)
 
 
-class OptionField(namedtuple("OptionField", "keyword value")):
+class OptionField(record("OptionField", "keyword value")):
     """One `:`-separated field of a rule's option part, split into keyword and value as the reference does.
 
     `value` is "" when the option has none. Whether the keyword exists and the value is valid is decided
@@ -46,7 +46,7 @@ class OptionField(namedtuple("OptionField", "keyword value")):
     __slots__ = ()
 
 
-class Rule(namedtuple("Rule", "file line daemons clients options")):
+class Rule(record("Rule", "file line daemons clients options")):
     """One rule: where it is, its two lists, and its option fields."""
 
     file: str
@@ -57,7 +57,7 @@ class Rule(namedtuple("Rule", "file line daemons clients options")):
     __slots__ = ()
 
 
-class LineProblem(namedtuple("LineProblem", "file line messages fatal")):
+class LineProblem(record("LineProblem", "file line messages fatal")):
     """A logical line the scan warns about. `fatal`: the rest of the table is ignored (an ERROR table)."""
 
     file: str

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import namedtuple
-from collections.abc import Iterator
 
 from pywrap import settings
+from pywrap.lean import record
 from pywrap.text import decode
 
+TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
-class LogicalLine(namedtuple("LogicalLine", "text line complete")):
+
+class LogicalLine(record("LogicalLine", "text line complete")):
     text: str       # latin-1 text, with its newline when complete
     line: int       # line number the reference reports for it
     complete: bool  # False: missing newline or line too long
@@ -75,7 +78,7 @@ def significant_lines(data: bytes) -> list[LogicalLine]:
     return [x for x in logical_lines(data) if not x.complete or not is_skipped(x.text)]
 
 
-class TableRead(namedtuple("TableRead", "path data error missing", defaults=(False,))):
+class TableRead(record("TableRead", "path data error missing", defaults=(False,))):
     path: str
     data: bytes | None   # None: missing or unreadable
     error: str | None    # strerror text when the file exists but cannot be read; None otherwise
