@@ -26,9 +26,8 @@ from pywrap.rules import (
     Rule,
 )
 from pywrap.tables import LogicalLine, significant_lines
-from pywrap.text import find_unbracketed, same
+from pywrap.text import LIST_SEPARATORS, TCPDCHK_SEPARATORS, find_unbracketed, same
 
-LIST_SEPARATORS = ", \t\r\n"
 C_SPACE = " \t\n\v\f\r"
 
 
@@ -75,10 +74,12 @@ def _build_option_grammar() -> pp.ParserElement:
     return fields + pp.StringEnd()
 
 
-_LINE = _build_line_grammar()
-_LIST = _build_list_grammar()
-_CHECK_LIST = _build_list_grammar(", \t\n")  # tcpdchk's tokenizer: a CR stays in the token
-_OPTIONS = _build_option_grammar()
+# parse_with_tabs: pyparsing would otherwise expand every tab to spaces before parsing, and a tab in an
+# option (`setenv X a<TAB>b`, a quoted tab in a shell command) must reach it as the tab it is.
+_LINE = _build_line_grammar().parse_with_tabs()
+_LIST = _build_list_grammar().parse_with_tabs()
+_CHECK_LIST = _build_list_grammar(TCPDCHK_SEPARATORS).parse_with_tabs()  # a CR stays in the token
+_OPTIONS = _build_option_grammar().parse_with_tabs()
 
 
 def list_tokens(text: str, for_tcpdchk: bool = False) -> list[str]:

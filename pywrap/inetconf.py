@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
-from enum import Enum
 
 from pywrap.diag import Diagnostics
 from pywrap.tables import logical_lines
@@ -21,22 +19,24 @@ from pywrap.text import fold, same
 WHITESPACE = " \t\r\n"
 
 
-class Wrap(Enum):
+class Wrap:
+    """How a service is run (plain strings: enum and dataclasses would cost tcpdmatch ~10 ms of start-up)."""
+
     UNKNOWN = "unknown"
     WRAPPED = "wrapped"
     NOT_WRAPPED = "not wrapped"
     MAYBE = "maybe"
 
 
-@dataclass
 class InetConf:
-    path: str | None                      # the file used, None when there was none
-    status: dict[str, Wrap] = field(default_factory=dict)
+    def __init__(self, path: str | None) -> None:
+        self.path = path                       # the file used, None when there was none
+        self.status: dict[str, str] = {}       # folded process name -> a Wrap value
 
-    def set(self, name: str, wrap: Wrap) -> None:
+    def set(self, name: str, wrap: str) -> None:
         self.status[fold(name)] = wrap
 
-    def get(self, name: str) -> Wrap:
+    def get(self, name: str) -> str:
         return self.status.get(fold(name), Wrap.UNKNOWN)
 
 
@@ -111,7 +111,7 @@ def _entry(conf: InetConf, diag: Diagnostics, real_daemon_dir: str, protocol: st
             except OSError as e:
                 diag.warning(f"{daemon}: file lookup: {os.strerror(e.errno or 0)}")
                 wrap = Wrap.MAYBE
-    if wrap is Wrap.WRAPPED and same(protocol, "rpc/tcp"):
+    if wrap == Wrap.WRAPPED and same(protocol, "rpc/tcp"):
         diag.warning(f"{name}: cannot wrap rpc/tcp services")
     conf.set(name, wrap)
 

@@ -16,11 +16,10 @@ import re
 import time
 
 from pywrap.diag import Diagnostics
-from pywrap.grammar import list_tokens
 from pywrap.inetconf import InetConf, Wrap
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6
 from pywrap.resolver import Resolver, format_address, parse_numeric, verified_name
-from pywrap.text import find_unbracketed, same
+from pywrap.text import TCPDCHK_SEPARATORS, find_unbracketed, same, split_list
 
 RESERVED = ("ALL", "KNOWN", "LOCAL", "UNKNOWN", "PARANOID")
 NUMERIC = frozenset("0123456789.")
@@ -47,7 +46,7 @@ class RuleChecker:
     def _walk(self, text: str, what: str, check) -> None:
         """Check each token of a list (EXCEPT aside); `check` returning False ends the walk early."""
         last = None
-        for token in list_tokens(text, for_tcpdchk=True):
+        for token in split_list(text, TCPDCHK_SEPARATORS):
             last = token
             if same(token, "EXCEPT"):
                 continue
@@ -95,10 +94,10 @@ class RuleChecker:
             self.diag.warning(f"{pattern}: daemon name may be reserved word")
         else:
             status = self.inetconf.get(pattern)
-            if status is Wrap.UNKNOWN:
+            if status == Wrap.UNKNOWN:
                 self.diag.warning(f"{pattern}: no such process name in {self.inetconf.path or '(null)'}")
                 self.inetconf.set(pattern, Wrap.WRAPPED)  # say it once per name
-            elif status is Wrap.NOT_WRAPPED:
+            elif status == Wrap.NOT_WRAPPED:
                 self.diag.warning(f"{pattern}: service possibly not wrapped")
                 self.inetconf.set(pattern, Wrap.WRAPPED)
 

@@ -52,3 +52,14 @@ def split_unbracketed(token: str, delimiter: str, start: int = 0) -> tuple[str, 
     """(before, after) around the first unbracketed `delimiter` at or after `start`, or None."""
     i = find_unbracketed(token, delimiter, start)
     return None if i < 0 else (token[:i], token[i + 1:])
+
+
+LIST_SEPARATORS = ", \t\r\n"   # how tcpd splits a daemon or client list
+TCPDCHK_SEPARATORS = ", \t\n"   # how tcpdchk splits one: a CR stays part of the token
+_TO_BLANK = {ord(c): " " for c in LIST_SEPARATORS}
+
+
+def split_list(text: str, separators: str = LIST_SEPARATORS) -> list[str]:
+    """The runs of non-separator characters (what the grammar's list tokens are, without pyparsing)."""
+    table = _TO_BLANK if separators == LIST_SEPARATORS else {ord(c): " " for c in separators}
+    return [token for token in text.translate(table).split(" ") if token]

@@ -201,3 +201,18 @@ def test_block_lists_of_names_agree_with_reference():
         assert differences(result) == [], query
     outcomes = {v for r in results for v in verdicts(r["ours"]["stdout"])}
     assert "denied" in outcomes and "granted" in outcomes
+
+
+@hypothesis_settings(max_examples=800, deadline=None)
+@given(st.text(alphabet="ab, \t\r\n:[]\\x0c", max_size=30))
+def test_plain_splitting_is_the_grammars(text):
+    """tcpdchk reads plain lines without pyparsing: the same fields and tokens as the grammar gives."""
+    from pywrap.grammar import list_tokens, split_fields
+    from pywrap.plainrules import plain_fields
+    from pywrap.text import TCPDCHK_SEPARATORS, split_list
+
+    assert split_list(text) == list_tokens(text)
+    assert split_list(text, TCPDCHK_SEPARATORS) == list_tokens(text, for_tcpdchk=True)
+    fields = plain_fields(text)
+    if fields is not None:
+        assert fields == split_fields(text)

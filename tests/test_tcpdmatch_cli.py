@@ -156,3 +156,13 @@ def test_expansion_overflow_stops_without_a_verdict():
     assert differences(result) == ["exit status differs: reference 0, ours 1"]
     assert "hosts.allow, line 1: warning: percent_x: expansion too long: multi.example.commulti.example..." \
         in result["ours"]["stderr"]
+
+
+def test_tabs_in_options_stay_tabs():
+    """A tab inside an option's value reaches it as a tab (pyparsing would expand it to spaces unless told
+    not to): the option lines tcpdmatch shows and the banner it writes agree with Debian's."""
+    rules = "sshd: ALL: setenv PY a\tb: spawn echo 'x\ty': banners /D/banners: ALLOW\n"
+    files = {"hosts.allow": rules, "banners/sshd": "hello\tworld %a\n"}
+    (result,) = run_cases([{"files": files, "args": ["sshd", "10.0.0.1"]}])
+    assert differences(result) == []
+    assert "a\tb" in result["ours"]["stderr"] and "x\ty" in result["ours"]["stderr"]

@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import BinaryIO
 
 from pywrap import settings
 from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, getopt, table_paths
 from pywrap.diag import CollectingDiagnostics, Diagnostics, StreamDiagnostics
 from pywrap.inetconf import InetConf, Wrap, read_inetd_conf
 from pywrap.numeric import inet_pton6
-from pywrap.text import encode, same, split_unbracketed
+from pywrap.text import TCPDCHK_SEPARATORS, encode, same, split_list, split_unbracketed
+
+TYPE_CHECKING = False  # typing costs start-up time; only checkers need it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 USAGE = """usage: {prog} [-a] [-d] [-i inet_conf] [-v]
 \t-a: report rules with implicit "ALLOW" at end
@@ -120,21 +123,27 @@ class TcpdChk:
                 self.rule(path, logical.line, logical.text, granted)
 
     def rule(self, path: str, line: int, text: str, default_granted: bool) -> None:
-        from pywrap.grammar import list_tokens, parse_options, split_fields
-        from pywrap.options import DryRun, run_options
+        from pywrap.plainrules import plain_fields
 
-        fields = split_fields(text)
+        fields = plain_fields(text)
+        if fields is None:  # brackets or options: the grammar (and pyparsing) only when a table has them
+            from pywrap.grammar import split_fields
+
+            fields = split_fields(text)
         if fields is None:
             self.diag.warning('missing ":" separator')
             return
         daemons, clients, option_text = fields
         self.checker.daemon_list(daemons)
         self.checker.client_list(clients)
-        daemon_tokens = list_tokens(daemons, for_tcpdchk=True)
-        client_tokens = list_tokens(clients, for_tcpdchk=True)
+        daemon_tokens = split_list(daemons, TCPDCHK_SEPARATORS)
+        client_tokens = split_list(clients, TCPDCHK_SEPARATORS)
         self.extra_checks(path, line, daemon_tokens, client_tokens, clients, option_text)
         access = default_granted
         if option_text is not None:
+            from pywrap.grammar import parse_options
+            from pywrap.options import DryRun, run_options
+
             effects = DryRun(write_banner=self.write_banner, warn=self.diag.warning)
             result = run_options(parse_options(option_text), fake_request(), self.diag, effects)
             if result.final in ("allow", "deny"):  # an error counts as deny; twist keeps the table's default

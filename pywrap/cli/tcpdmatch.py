@@ -12,10 +12,9 @@ resolved, an unreadable -i file or an expansion overflow, 2 for usage errors.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: `socket` itself costs ~8 ms of start-up
 import os
-import socket
 import sys
-from typing import BinaryIO
 
 from pywrap import settings
 from pywrap.access import decide
@@ -27,6 +26,10 @@ from pywrap.options import DryRun
 from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request, known_name
 from pywrap.resolver import AF_INET6, Resolver, endpoint_name, format_address, sort_addresses
 from pywrap.text import encode, same, split_unbracketed, truncate
+
+TYPE_CHECKING = False  # typing costs start-up time; only checkers need it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 USAGE = """usage: {prog} [-d] [-i inet_conf] daemon[@host] [user@]host
 \t-d: use allow/deny files in current directory
@@ -152,9 +155,9 @@ class TcpdMatch:
         conf.set("portmap", Wrap.NOT_WRAPPED)
         conf.set("rpcbind", Wrap.NOT_WRAPPED)
         status = conf.get(daemon)
-        if status is Wrap.UNKNOWN:
+        if status == Wrap.UNKNOWN:
             self.warn(f"{daemon}: no such process name in {conf.path or '(null)'}")
-        elif status is Wrap.NOT_WRAPPED:
+        elif status == Wrap.NOT_WRAPPED:
             self.warn(f"{daemon}: service possibly not wrapped")
         check_tables(self.diag, allow, deny)
         # the request keeps 127 bytes of each value (the inetd.conf check above saw the whole daemon name)
