@@ -27,12 +27,3 @@ def parse_plain(text: str, file: str, line: int) -> Rule | None:
         return None
     return Rule(file, line, PatternList((match.group(1),)), PatternList(clients), None)
 
-
-def plain_fields(text: str) -> tuple[str, str, None] | None:
-    """(daemon list, client list, None) of a line with exactly one `:` and no brackets — what the grammar's
-    split_fields gives for it — else None (the grammar splits it). Lets tcpdchk read plain tables without
-    loading pyparsing."""
-    if "[" in text or "]" in text or text.count(":") != 1:
-        return None
-    daemons, _, clients = text.partition(":")
-    return daemons, clients, None

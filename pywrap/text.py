@@ -63,3 +63,13 @@ def split_list(text: str, separators: str = LIST_SEPARATORS) -> list[str]:
     """The runs of non-separator characters (what the grammar's list tokens are, without pyparsing)."""
     table = _TO_BLANK if separators == LIST_SEPARATORS else {ord(c): " " for c in separators}
     return [token for token in text.translate(table).split(" ") if token]
+
+
+def plain_fields(text: str) -> tuple[str, str, None] | None:
+    """(daemon list, client list, None) of a line with exactly one `:` and no brackets — what the grammar's
+    split_fields gives for it — else None (the grammar splits it). Lets tcpdchk read plain tables without
+    loading pyparsing (or re)."""
+    if "[" in text or "]" in text or text.count(":") != 1:
+        return None
+    daemons, _, clients = text.partition(":")
+    return daemons, clients, None

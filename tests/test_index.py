@@ -208,8 +208,7 @@ def test_block_lists_of_names_agree_with_reference():
 def test_plain_splitting_is_the_grammars(text):
     """tcpdchk reads plain lines without pyparsing: the same fields and tokens as the grammar gives."""
     from pywrap.grammar import list_tokens, split_fields
-    from pywrap.plainrules import plain_fields
-    from pywrap.text import TCPDCHK_SEPARATORS, split_list
+    from pywrap.text import TCPDCHK_SEPARATORS, plain_fields, split_list
 
     assert split_list(text) == list_tokens(text)
     assert split_list(text, TCPDCHK_SEPARATORS) == list_tokens(text, for_tcpdchk=True)

@@ -11,7 +11,6 @@ otherwise, 2 for usage), so config management and CI can gate on it. Checks the 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -20,7 +19,7 @@ from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, g
 from pywrap.diag import CollectingDiagnostics, Diagnostics, StreamDiagnostics
 from pywrap.inetconf import InetConf, Wrap, read_inetd_conf
 from pywrap.numeric import inet_pton6
-from pywrap.text import TCPDCHK_SEPARATORS, encode, same, split_list, split_unbracketed
+from pywrap.text import TCPDCHK_SEPARATORS, encode, plain_fields, same, split_list, split_unbracketed
 
 TYPE_CHECKING = False  # typing costs start-up time; only checkers need it
 if TYPE_CHECKING:
@@ -123,8 +122,6 @@ class TcpdChk:
                 self.rule(path, logical.line, logical.text, granted)
 
     def rule(self, path: str, line: int, text: str, default_granted: bool) -> None:
-        from pywrap.plainrules import plain_fields
-
         fields = plain_fields(text)
         if fields is None:  # brackets or options: the grammar (and pyparsing) only when a table has them
             from pywrap.grammar import split_fields
@@ -253,6 +250,8 @@ def run(argv: list[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
         findings = [{"file": ctx[0] if ctx else None, "line": ctx[1] if ctx else None, "level": kind,
                      "message": text} for kind, ctx, text in diag.records]
         document = {"inetd_conf": tool.inetconf.path, "rules": tool.rules, "findings": findings}
+        import json  # only for --json: it costs ~7 ms of start-up
+
         stdout.write(encode(json.dumps(document, indent=1) + "\n"))
         errors = sum(1 for f in findings if f["level"] == "error")
     else:
