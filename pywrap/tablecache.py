@@ -5,17 +5,20 @@ them for exactly this file state, else None; `store_entries(path, fd, entries)` 
 is (device, inode, size, mtime_ns, ctime_ns) of the open file: any write changes ctime, so an edit is seen by
 the next connection even within the same second and at the same size. The cache is plain data (marshal of
 tuples, strings, numbers, booleans and None only — never pickle — checked type by type on load), written
-atomically (temp file + rename, safe under many concurrent tcpd processes), and used only when it is
-owned by root or the running user and writable by neither group nor others. Anything odd about it (corrupt,
-truncated, foreign, unwritable directory) means a miss and the slow path, with `note` told why; it can
-never change a verdict. Its location is the CACHE_DIR build setting; "" turns it off.
+atomically (temp file + rename, safe under many concurrent tcpd processes), and used only when the file
+and its directory are owned by root or the running user, writable by neither group nor others, and not
+symbolic links. Anything odd about it (corrupt, truncated, foreign, a hostile or unwritable directory) means
+a miss and the slow path, with `note` told why; it can never change a verdict. Its location is the
+CACHE_DIR build setting; "" turns it off.
 """
 
 from __future__ import annotations
 
+import errno
 import marshal
 import mmap
 import os
+import stat
 import struct
 import sys
 import zlib
@@ -105,6 +108,29 @@ def _trusted(st: os.stat_result) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
 
 
+def _directory_problem(create: bool = False) -> str | None:
+    """Why CACHE_DIR must not be used ("missing", or a sentence for the log), or None. It must be a real
+    directory (not a symlink: whoever can point it elsewhere chooses what tcpd reads), owned by root or this
+    user and writable by nobody else (or others could swap files in it). Checked on every use (one lstat),
+    so a long-lived library process notices a change too; `create` makes a missing one first."""
+    directory = settings.CACHE_DIR
+    if create:
+        try:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+        except OSError:
+            pass
+    try:
+        st = os.lstat(directory)
+    except OSError:
+        return "missing"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{directory}: is a symbolic link; cache not used"
+    if not stat.S_ISDIR(st.st_mode) or not _trusted(st):
+        return (f"{directory}: not a directory owned by root or this user and writable only by it; "
+                "cache not used")
+    return None
+
+
 PREFIX = struct.Struct("<8sQQI")  # file tag, where the marshalled header starts, its length, its CRC-32
 TAG = b"pywrapT6"
 
@@ -173,9 +199,17 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
     cache = _cache_file(path)
     if cache is None:
         return None
+    problem = _directory_problem()
+    if problem is not None:
+        if note and problem != "missing":
+            note(problem)
+        return None
     try:
-        f = open(cache, "rb")  # noqa: SIM115 (closed below; the mapping outlives it)
-    except OSError:
+        # O_NOFOLLOW: a symlink planted as the cache file is never followed
+        f = os.fdopen(os.open(cache, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
+    except OSError as e:
+        if note and e.errno == errno.ELOOP:
+            note(f"{cache}: is a symbolic link; not used")
         return None
     try:
         st = os.fstat(f.fileno())
@@ -214,9 +248,10 @@ def store_entries(path: str, fd: int, entries) -> None:
     cache = _cache_file(path)
     if cache is None:
         return
+    if _directory_problem(create=True) is not None:
+        return
     tmp = f"{cache}.{os.getpid()}.tmp"
     try:
-        os.makedirs(settings.CACHE_DIR, mode=0o755, exist_ok=True)
         blobs: list[bytes] = []
         data = to_data(entries, blobs)
         table, position = [], _aligned(PREFIX.size)
@@ -225,7 +260,7 @@ def store_entries(path: str, fd: int, entries) -> None:
             table.append((position, len(blob), crcs))
             position = _aligned(position + len(blob))
         header = marshal.dumps((MAGIC, _state(fd), path, data, tuple(table)))
-        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             written = PREFIX.size
             _write_all(fd_out, PREFIX.pack(TAG, position, len(header), zlib.crc32(header)))

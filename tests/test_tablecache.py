@@ -145,6 +145,69 @@ def test_a_cache_others_can_write_is_not_used(cache, monkeypatch):
     assert any("writable by others; not used" in text for _, _, text in records)
 
 
+NOBODY = 65534
+
+
+def _world_writable(directory):
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+
+
+def _group_writable(directory):
+    directory.mkdir()
+    os.chmod(directory, 0o775)
+
+
+def _foreign_owner(directory):
+    directory.mkdir()
+    os.chown(directory, NOBODY, NOBODY)
+
+
+def _symlinked(directory):
+    real = directory.parent / "elsewhere"
+    real.mkdir()
+    directory.symlink_to(real)
+
+
+def _a_file(directory):
+    directory.write_bytes(b"")
+
+
+@pytest.mark.parametrize("make", [_world_writable, _group_writable, _foreign_owner, _symlinked, _a_file])
+def test_a_hostile_cache_directory_is_never_used(cache, monkeypatch, make):
+    """A cache directory someone else could write to, or point elsewhere, is neither read nor written: every
+    connection parses, and says why in the log."""
+    make(cache / "cache")
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    calls = counting_parser(monkeypatch)
+    first, second = load(table), load(table)
+    assert calls == [str(table)] * 2 and first[1] == second[1] and len(first[1]) == 2
+    assert all(any("cache not used" in text for _, _, text in records) for records in (first[2], second[2]))
+    for directory in (cache / "cache", cache / "elsewhere"):
+        assert not directory.is_dir() or os.listdir(directory) == []
+
+
+def test_a_symlinked_or_foreign_cache_file_is_not_used(cache, monkeypatch):
+    table = cache / "hosts.allow"
+    table.write_bytes(RULES)
+    load(table)
+    (cache_file,) = (cache / "cache").iterdir()
+    os.chown(cache_file, NOBODY, NOBODY)
+    calls = counting_parser(monkeypatch)
+    _, entries, records = load(table)
+    assert calls == [str(table)] and len(entries) == 2
+    assert any("not owned by root or this user" in text for _, _, text in records)
+    good = cache / "good.tables"
+    cache_file.rename(good)
+    os.chown(good, 0, 0)
+    cache_file.symlink_to(good)  # a valid cache, but reached through a link
+    _, entries, records = load(table)
+    assert calls == [str(table)] * 2 and len(entries) == 2
+    assert any("is a symbolic link; not used" in text for _, _, text in records)
+    assert not cache_file.is_symlink()  # the parse replaced the link itself, not the file it pointed to
+
+
 def test_no_cache_directory_is_fine(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "CACHE_DIR", "/proc/no-such-place/pywrap")
     table = tmp_path / "hosts.allow"
