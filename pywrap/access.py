@@ -13,11 +13,14 @@ from __future__ import annotations
 from pywrap.diag import Diagnostics
 from pywrap.index import DamagedData, Run
 from pywrap.lean import record, small_cache
-from pywrap.options import Effects, run_options
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
 from pywrap.rules import Entry, LineProblem, Rule
 from pywrap.tables import significant_lines
+
+TYPE_CHECKING = False  # no typing import at run time: tcpd pays for it per connection
+if TYPE_CHECKING:
+    from pywrap.options import Effects
 
 
 class Scan:
@@ -146,6 +149,8 @@ def _scan(path: str, state: _Scanning) -> str:
     state.rule = matched
     state.diag.matched(matched.file, matched.line)
     if matched.options is not None:
+        from pywrap.options import run_options  # most rules have none: not imported for them
+
         with state.diag.in_context(matched.file, matched.line):
             result = run_options(matched.options, state.matcher.request, state.diag, state.effects)
             state.aclexec_failed |= result.aclexec_failed

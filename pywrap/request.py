@@ -10,12 +10,13 @@ name only if something needed it), so `name_known` / `user_known` tell.
 from __future__ import annotations
 
 from pywrap.lean import cached_property
-from pywrap.resolver import Address
 from pywrap.text import same
 
 TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pywrap.resolver import Address
 
 UNKNOWN = "unknown"
 PARANOID = "paranoid"

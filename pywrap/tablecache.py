@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import marshal
-import mmap
 import os
 import stat
 import struct
@@ -228,6 +227,8 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
                 return None
             blobs = []
             if table:
+                import mmap  # only for tables with indexed runs
+
                 mapped = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
                 for offset, size, crcs in table:
                     if offset + size > start or len(crcs) != _blocks(size):

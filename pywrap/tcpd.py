@@ -105,13 +105,16 @@ class Tcpd:
 
     def build_request(self):
         from pywrap.request import Endpoint, Request
-        from pywrap.resolver import Resolver, endpoint_name
 
-        resolver = Resolver(report=self.diag.warning)
+        resolvers: list = []  # one Resolver for both ends, made (and imported) by the first name lookup
         discovery = self.discovery
 
         def lookup(endpoint: Endpoint) -> str:
-            return endpoint_name(resolver, endpoint.sockaddr, self.diag.warning)
+            from pywrap.resolver import Resolver, endpoint_name
+
+            if not resolvers:
+                resolvers.append(Resolver(report=self.diag.warning))
+            return endpoint_name(resolvers[0], endpoint.sockaddr, self.diag.warning)
 
         def endpoint(side) -> Endpoint:
             if side is None:
@@ -166,14 +169,20 @@ class Tcpd:
 
     def decide(self):
         from pywrap.access import decide
-        from pywrap.effects import TcpdEffects
-        from pywrap.expand import ExpansionTooLong
 
-        self.effects = TcpdEffects(self.request, self.diag, self.log, self.discovery.sock,
-                                   lambda: self.clean_exit(EXIT_REFUSED))
+        def build():
+            from pywrap.effects import TcpdEffects
+
+            return TcpdEffects(self.request, self.diag, self.log, self.discovery.sock,
+                               lambda: self.clean_exit(EXIT_REFUSED))
+
+        self.effects = EffectsWhenNeeded(build)
         try:
             return decide(self.request, self.diag, self.effects, settings.HOSTS_ALLOW, settings.HOSTS_DENY)
-        except ExpansionTooLong:
+        except Exception as e:
+            expand = sys.modules.get("pywrap.expand")  # only options and banners expand, and import it
+            if expand is None or not isinstance(e, expand.ExpansionTooLong):
+                raise
             self.clean_exit(EXIT_REFUSED)  # logged where it happened; the reference exits without a verdict
 
     def grant(self) -> NoReturn:
@@ -189,6 +198,33 @@ class Tcpd:
             self.log = after
             self.clean_exit(EXIT_FAILURE)
         raise AssertionError("unreachable")
+
+
+class EffectsWhenNeeded:
+    """Stands in for TcpdEffects until a matched rule has options: only then is it built, and its modules
+    (options, expand, banners) imported, which most connections never need. Before that, the settings
+    options could have changed read as unset."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._real = None
+
+    def __getattr__(self, name: str):  # what the class does not define: the option methods
+        if self._real is None:
+            self._real = self._build()
+        return getattr(self._real, name)
+
+    @property
+    def allow_severity(self) -> int | None:
+        return None if self._real is None else self._real.allow_severity
+
+    @property
+    def deny_severity(self) -> int | None:
+        return None if self._real is None else self._real.deny_severity
+
+    @property
+    def ident_timeout(self) -> int | None:
+        return None if self._real is None else self._real.ident_timeout
 
 
 def _silence_stdio() -> None:
