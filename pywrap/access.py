@@ -92,9 +92,10 @@ def parsed_table(data: bytes, path: str) -> tuple:
     if not lines:  # comments and blank lines only: nothing to parse, nothing to import
         return ()
     from pywrap.index import compile_table
-    from pywrap.plainrules import parse_plain
+    from pywrap.plainrules import parse_address_line, parse_plain
 
-    entries: list = [parse_plain(x.text, path, x.line) if x.complete else None for x in lines]
+    entries: list = [(parse_address_line(x.text, path, x.line) or parse_plain(x.text, path, x.line))
+                     if x.complete else None for x in lines]
     rest = [x for x, entry in zip(lines, entries, strict=True) if entry is None]
     if rest:
         from pywrap.grammar import parse_lines

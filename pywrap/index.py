@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from pywrap.lean import record
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, strip_mapped
 from pywrap.rules import PatternList, Rule
 from pywrap.text import fold
@@ -30,6 +31,17 @@ NONE = 0xFFFFFFFF  # "no rule" in a uint32 position array
 WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 NUMERIC_CHARS = frozenset("0123456789./")  # the reference's NOT_INADDR: such patterns never see the name
 KEYWORDS = frozenset(("all", "known", "local"))
+
+
+class AddressLine(record("AddressLine", "file line daemon token value")):
+    """A rule line that is only `daemon: a.b.c.d` with a canonical address (`value`, its number): the
+    bulk of what fail2ban and DenyHosts write, read by pywrap.plainrules and carried this small way into
+    compile_table, which builds a Rule from it only when it does not end up in a Run."""
+
+    __slots__ = ()
+
+    def rule(self) -> Rule:
+        return Rule(self.file, self.line, PatternList((self.daemon,)), PatternList((self.token,)), None)
 
 
 class DamagedData(Exception):
@@ -287,6 +299,13 @@ def _build_run(rules: list, shapes: list) -> Run:
     pieces: list[bytes] = []
     size = 0
     for position, (rule, (_, addresses, networks, words)) in enumerate(zip(rules, shapes, strict=True)):
+        if type(rule) is AddressLine:
+            exact.setdefault(rule.value, position)
+            piece = (rule.token + " ").encode("latin-1")
+            pieces.append(piece)
+            size += len(piece)
+            starts.append(size)
+            continue
         for value in addresses:
             exact.setdefault(value, position)
         for mask, net in networks:
@@ -308,6 +327,7 @@ def _build_run(rules: list, shapes: list) -> Run:
 
 
 def compile_table(entries: tuple) -> tuple:
+    """Entries (Rules, LineProblems and AddressLines) -> table items (Rules, LineProblems and Runs)."""
     items: list = []
     pending: list = []
     shapes: list = []
@@ -316,12 +336,12 @@ def compile_table(entries: tuple) -> tuple:
         if len(pending) >= MIN_RUN:
             items.append(_build_run(pending, shapes))
         else:
-            items.extend(pending)
+            items.extend(e.rule() if type(e) is AddressLine else e for e in pending)
         pending.clear()
         shapes.clear()
 
     for entry in entries:
-        shape = plain_shape(entry)
+        shape = (entry.daemon, (), (), ()) if type(entry) is AddressLine else plain_shape(entry)
         if shape is None:
             flush()
             items.append(entry)

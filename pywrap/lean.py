@@ -22,8 +22,11 @@ def record(name: str, fields: str, defaults: tuple = ()) -> type:
     first_default = size - len(defaults)
 
     def __new__(cls, *args, **kwargs):  # noqa: N807 (it is __new__)
-        if kwargs or len(args) != size:
-            args = _complete(name, names, defaults, first_default, args, kwargs)
+        if len(args) != size or kwargs:
+            if not kwargs and first_default <= len(args) < size:  # trailing defaults: the common case
+                args += defaults[len(args) - first_default:]
+            else:
+                args = _complete(name, names, defaults, first_default, args, kwargs)
         return tuple.__new__(cls, args)
 
     def __repr__(self) -> str:

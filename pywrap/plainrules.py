@@ -11,9 +11,14 @@ pyparsing import. tests/test_index.py checks that both parsers agree on every li
 from __future__ import annotations
 
 import re
+from _socket import inet_aton
 
+from pywrap.index import AddressLine
 from pywrap.rules import PatternList, Rule
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255 without leading zeros
+ADDRESS_LINE = re.compile(
+    rf"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:[ \t,\r]*({_OCTET}(?:\.{_OCTET}){{3}})[ \t,\r]*\n\Z")
 PLAIN = re.compile(r"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:([0-9A-Za-z._/ \t,\r-]*)\n\Z")
 SEPARATORS = re.compile(r"[ \t,\r\n]+")
 
@@ -27,3 +32,12 @@ def parse_plain(text: str, file: str, line: int) -> Rule | None:
         return None
     return Rule(file, line, PatternList((match.group(1),)), PatternList(clients), None)
 
+
+def parse_address_line(text: str, file: str, line: int) -> AddressLine | None:
+    """The commonest plain line, `daemon: a.b.c.d` with a canonical address, as an AddressLine (what
+    parse_plain would give, without building the Rule); None for anything else."""
+    match = ADDRESS_LINE.match(text)
+    if match is None or match.group(1).upper() == "EXCEPT":
+        return None
+    token = match.group(2)
+    return AddressLine(file, line, match.group(1), token, int.from_bytes(inet_aton(token), "big"))

@@ -72,10 +72,21 @@ def is_skipped(text: str) -> bool:
     return text.startswith("#") or not text.strip(" \t\r\n")
 
 
-def significant_lines(data: bytes) -> list[LogicalLine]:
+def significant_lines(data: bytes, buffer_size: int = settings.TABLE_LINE_BUFFER) -> list[LogicalLine]:
     """The logical lines the scan must look at: rules, and unfinished lines (even comments: the reference
-    stops at any line without a newline)."""
-    return [x for x in logical_lines(data) if not x.complete or not is_skipped(x.text)]
+    stops at any line without a newline). Tables without continuations, NUL bytes or over-long lines (a
+    100,000-line hosts.deny from fail2ban) take a bulk path: each physical line is a logical line."""
+    if b"\0" not in data and b"\\\n" not in data:
+        pieces = decode(data).split("\n")
+        last = pieces.pop()  # what follows the last newline: "" when the file ends with one
+        limit = buffer_size - 2  # the longest text that fits in the buffer with its newline
+        if len(last) <= limit and max(map(len, pieces), default=0) <= limit:
+            lines = [LogicalLine(piece + "\n", number, True) for number, piece in enumerate(pieces, 1)
+                     if not piece.startswith("#") and piece.strip(" \t\r")]
+            if last:
+                lines.append(LogicalLine(last, len(pieces), False))
+            return lines
+    return [x for x in logical_lines(data, buffer_size) if not x.complete or not is_skipped(x.text)]
 
 
 class TableRead(record("TableRead", "path data error missing", defaults=(False,))):

@@ -17,7 +17,7 @@ from pywrap import access, index, settings
 from pywrap.diag import CollectingDiagnostics
 from pywrap.grammar import parse_rule
 from pywrap.options import DryRun
-from pywrap.plainrules import parse_plain
+from pywrap.plainrules import parse_address_line, parse_plain
 from pywrap.request import Endpoint, Request
 from pywrap.text import fold
 
@@ -29,6 +29,23 @@ def test_plain_lines_parse_as_the_grammar_parses_them(body):
     plain = parse_plain(text, "f", 3)
     if plain is not None:
         assert plain == parse_rule(text, "f", 3)
+    address_line = parse_address_line(text, "f", 3)
+    if address_line is not None:
+        assert address_line.rule() == parse_rule(text, "f", 3)
+        assert address_line.value == index.canonical_quad(address_line.token)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["ALL", "sshd", "EXCEPT", "in.ftpd", "a@b"]), st.sampled_from([" ", "\t", ", ", ""]),
+       st.lists(st.integers(0, 300), min_size=4, max_size=4), st.sampled_from(["", "0", " ", ",\r", "x"]))
+def test_address_lines_parse_as_the_grammar_parses_them(daemon, gap, octets, tail):
+    text = f"{daemon}:{gap}{'.'.join(map(str, octets))}{tail}\n"
+    address_line = parse_address_line(text, "f", 3)
+    rule = parse_rule(text, "f", 3)
+    if address_line is not None:
+        assert address_line.rule() == rule and address_line.value == index.canonical_quad(address_line.token)
+    elif daemon in ("ALL", "sshd", "in.ftpd") and max(octets) < 256 and tail in ("", " ", ",\r"):
+        raise AssertionError(f"{text!r} is an address line")
 
 
 def random_table(rng: random.Random, size: int) -> str:
@@ -215,3 +232,15 @@ def test_plain_splitting_is_the_grammars(text):
     fields = plain_fields(text)
     if fields is not None:
         assert fields == split_fields(text)
+
+
+@hypothesis_settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: bytes(c for c in b if c in b"ab #\n\r\t\\\0:")),
+       st.sampled_from([4, 6, 9, 2048]))
+def test_bulk_line_splitting_is_the_readers(data, buffer_size):
+    """significant_lines' bulk path (no continuations, NULs or over-long lines) gives what the reference's
+    line reader (tables.logical_lines) gives."""
+    from pywrap.tables import is_skipped, logical_lines, significant_lines
+
+    slow = [x for x in logical_lines(data, buffer_size) if not x.complete or not is_skipped(x.text)]
+    assert significant_lines(data, buffer_size) == slow
