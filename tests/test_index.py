@@ -235,7 +235,7 @@ def test_plain_splitting_is_the_grammars(text):
 
 
 @hypothesis_settings(max_examples=1500, deadline=None)
-@given(st.binary(max_size=40).map(lambda b: bytes(c for c in b if c in b"ab #\n\r\t\\\0:")),
+@given(st.lists(st.sampled_from(list(b"ab #\n\r\t\\\0:")), max_size=40).map(bytes),
        st.sampled_from([4, 6, 9, 2048]))
 def test_bulk_line_splitting_is_the_readers(data, buffer_size):
     """significant_lines' bulk path (no continuations, NULs or over-long lines) gives what the reference's
