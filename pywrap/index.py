@@ -284,27 +284,25 @@ def _lookup(keys, positions, value: int) -> int | None:
 def _sorted_arrays(first: dict[int, int]) -> tuple:
     from array import array
     keys = array("I", sorted(first))
-    return keys, array("I", (first[k] for k in keys))
+    return keys, array("I", map(first.__getitem__, keys))
 
 
 def _build_run(rules: list, shapes: list) -> Run:
-    from array import array  # only when building: it imports collections, which tcpd does not need
+    # only when building: array imports collections, which tcpd does not need
+    from array import array
+    from itertools import accumulate
+    from operator import itemgetter
 
     exact: dict[int, int] = {}
     nets: dict[int, dict[int, int]] = {}
     by_address: dict[str, int] = {}
     by_name: dict[str, int] = {}
     first_named = -1
-    starts = array("I", [0])
-    pieces: list[bytes] = []
-    size = 0
+    texts: list[str] = []  # each rule's client patterns, blank-separated
     for position, (rule, (_, addresses, networks, words)) in enumerate(zip(rules, shapes, strict=True)):
-        if type(rule) is AddressLine:
-            exact.setdefault(rule.value, position)
-            piece = (rule.token + " ").encode("latin-1")
-            pieces.append(piece)
-            size += len(piece)
-            starts.append(size)
+        if type(rule) is AddressLine:  # the bulk of a huge table: kept to the least work
+            exact.setdefault(rule[4], position)
+            texts.append(rule[3])
             continue
         for value in addresses:
             exact.setdefault(value, position)
@@ -316,13 +314,14 @@ def _build_run(rules: list, shapes: list) -> Run:
                 by_name.setdefault(key, position)
                 if first_named < 0:
                     first_named = position
-        piece = (" ".join(rule.clients.patterns) + " ").encode("latin-1")
-        pieces.append(piece)
-        size += len(piece)
-        starts.append(size)
+        texts.append(" ".join(rule.clients.patterns))
+    # one latin-1 blob, each rule's text followed by a blank; starts[i] is where rule i's text begins
+    patterns = (" ".join(texts) + " ").encode("latin-1")
+    starts = array("I", accumulate(map((1).__add__, map(len, texts)), initial=0))
+    lines = array("I", map(itemgetter(1), rules))  # the line number is field 1 of a Rule and an AddressLine
     words_index = Words.build(by_address, by_name) if by_address else None
-    return Run(shapes[0][0], rules[0].file, array("I", (r.line for r in rules)), b"".join(pieces), starts,
-               _sorted_arrays(exact), tuple((mask, *_sorted_arrays(table)) for mask, table in nets.items()),
+    networks = tuple((mask, *_sorted_arrays(table)) for mask, table in nets.items())
+    return Run(shapes[0][0], rules[0].file, lines, patterns, starts, _sorted_arrays(exact), networks,
                words_index, first_named)
 
 

@@ -37,7 +37,10 @@ def parse_address_line(text: str, file: str, line: int) -> AddressLine | None:
     """The commonest plain line, `daemon: a.b.c.d` with a canonical address, as an AddressLine (what
     parse_plain would give, without building the Rule); None for anything else."""
     match = ADDRESS_LINE.match(text)
-    if match is None or match.group(1).upper() == "EXCEPT":
+    if match is None:
         return None
-    token = match.group(2)
-    return AddressLine(file, line, match.group(1), token, int.from_bytes(inet_aton(token), "big"))
+    daemon, token = match.groups()
+    if daemon.upper() == "EXCEPT":
+        return None
+    # tuple.__new__ skips the record's argument handling: this runs once per line of a huge table
+    return tuple.__new__(AddressLine, (file, line, daemon, token, int.from_bytes(inet_aton(token), "big")))
