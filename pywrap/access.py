@@ -119,8 +119,8 @@ def _parse_table(data: bytes, path: str) -> tuple:
     return compile_table(tuple(entries))
 
 
-def _scan(path: str, state: _Scanning) -> str:
-    status, entries = load_table(path, state.diag)
+def _scan(path: str, state: _Scanning, use_cache: bool = True) -> str:
+    status, entries = load_table(path, state.diag, use_cache)
     if status == "missing":
         return Scan.NO_MATCH
     if status != "ok":
@@ -139,7 +139,10 @@ def _scan(path: str, state: _Scanning) -> str:
                 state.diag.warning(f"{path}: damaged table cache, parsing {path} instead")
                 status, fresh = load_table(path, state.diag, use_cache=False)
                 if status != "ok" or len(fresh) != len(entries):
-                    return _scan(path, state)  # the file changed meanwhile: start this table again
+                    # the file changed meanwhile: this table again from its start, parsed (no cache, so
+                    # no second DamagedData). Had it changed keeping its length, carrying on below reads
+                    # the new version from here on, as the reference's own line-by-line read would.
+                    return _scan(path, state, use_cache=False)
                 entries, i = fresh, i - 1
                 continue
             if matched is not None:

@@ -7,13 +7,14 @@ These do the same jobs with nothing but builtins:
   defaults for the last fields and a namedtuple-style repr; equality and hashing are the tuple's.
 - `cached_property`: computed on first access, then stored in the instance's __dict__ (the same
   non-data-descriptor behaviour as functools', without its lock-free re-entrancy checks).
-- `small_cache(size)`: memoises a function of hashable arguments, keeping the `size` newest results;
-  `cache_clear()` and `__wrapped__` as lru_cache has them.
+- `small_cache(size)`: memoises a function of hashable arguments, keeping the `size` newest results,
+  safe from several threads; `cache_clear()` and `__wrapped__` as lru_cache has them.
 """
 
 from __future__ import annotations
 
 from _operator import itemgetter
+from _thread import allocate_lock
 
 
 def record(name: str, fields: str, defaults: tuple = ()) -> type:
@@ -76,16 +77,18 @@ class cached_property:  # noqa: N801 (named after the functools one it stands in
 def small_cache(size: int):
     def decorate(function):
         results: dict = {}
+        lock = allocate_lock()  # the library calls it from many threads; a lookup alone needs no lock
 
         def cached(*args):
             try:
                 return results[args]
             except KeyError:
                 pass
-            value = function(*args)
-            if len(results) >= size:
-                del results[next(iter(results))]  # the oldest (dicts keep insertion order)
-            results[args] = value
+            value = function(*args)  # two threads may both compute it: same value, no harm
+            with lock:
+                if len(results) >= size:
+                    results.pop(next(iter(results)), None)  # the oldest (dicts keep insertion order)
+                results[args] = value
             return value
 
         cached.cache_clear = results.clear

@@ -152,7 +152,9 @@ class CheckedBlob:
         self.view, self.crcs, self.good = view, crcs, bytearray(len(crcs))
 
     def check(self, start: int, end: int) -> None:
-        for block in range(start // BLOCK, (max(end, start + 1) - 1) // BLOCK + 1):
+        if not 0 <= start < end <= len(self.view):  # a position read from the cache points outside it
+            raise DamagedData("out of range")
+        for block in range(start // BLOCK, (end - 1) // BLOCK + 1):
             if not self.good[block]:
                 if zlib.crc32(self.view[block * BLOCK:(block + 1) * BLOCK]) != self.crcs[block]:
                     raise DamagedData(block)
@@ -187,7 +189,7 @@ class CheckedU32:
     def __getitem__(self, i: int) -> int:
         if i < 0:
             i += len(self.items)
-        self.blob.check(4 * i, 4 * i + 4)
+        self.blob.check(4 * i, 4 * i + 4)  # DamagedData if out of range
         return self.items[i]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import marshal
 import multiprocessing
 import os
+import sys
 import zlib
 
 import pytest
@@ -121,6 +122,56 @@ def test_a_damaged_index_never_changes_a_verdict(cache):
             assert cache_file.read_bytes() == good  # written again from the parsed table
     # every array is read by one of the lookups but the by-name positions: no word here matches "unknown"
     assert noticed == sum(1 for _, size, _ in table if size) - 1
+
+
+def test_a_checksummed_cache_with_impossible_positions_never_changes_a_verdict(cache):
+    """A cache whose checksums are right but whose index points outside its arrays (written by a buggy or
+    hostile owner) is caught like damage: the table is parsed instead."""
+    path = cache / "hosts.deny"
+    path.write_bytes(b"".join(b"ALL: 10.0.0.%d\n" % n for n in range(100)))
+    assert decide_line(path, "10.0.0.7")[0] == 8
+    (cache_file,) = (cache / "cache").iterdir()
+    blob = bytearray(cache_file.read_bytes())
+    tag, start, length, _ = tablecache.PREFIX.unpack(bytes(blob[:tablecache.PREFIX.size]))
+    magic, state, key_path, data, table = marshal.loads(bytes(blob[start:start + length]))
+    positions = data[0][6][1]  # the run's first-position array of its exact addresses
+    offset, size, _ = table[positions]
+    blob[offset:offset + size] = b"\xff\xff\xff\x7f" * (size // 4)
+    table = list(table)
+    table[positions] = (offset, size, (zlib.crc32(bytes(blob[offset:offset + size])),))
+    header = marshal.dumps((magic, state, key_path, data, tuple(table)))
+    blob[start:] = header
+    blob[:tablecache.PREFIX.size] = tablecache.PREFIX.pack(tag, start, len(header), zlib.crc32(header))
+    cache_file.write_bytes(bytes(blob))
+    access.parsed_table.cache_clear()
+    line, records = decide_line(path, "10.0.0.7")
+    assert line == 8
+    assert [text for _, _, text in records] == [f"{path}: damaged table cache, parsing {path} instead"]
+
+
+def test_the_parsed_table_memo_is_safe_from_many_threads():
+    import threading
+
+    failures = []
+
+    def hammer(n: int) -> None:
+        try:
+            for i in range(3000):
+                access.parsed_table(b"ALL: 10.0.%d.%d\n" % (n, i % 7), "hosts.deny")
+        except Exception as e:  # the old one raised KeyError when two threads evicted at once
+            failures.append(e)
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to make the race show
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
 
 
 def decide_line(path, address: str) -> tuple[int | None, list]:
