@@ -10,6 +10,7 @@ Anything that goes wrong inside (a /file loop, an internal error) denies: fail c
 
 from __future__ import annotations
 
+from pywrap import settings
 from pywrap.diag import Diagnostics
 from pywrap.index import DamagedData, Run
 from pywrap.lean import record, small_cache
@@ -62,25 +63,31 @@ def load_table(path: str, diag: Diagnostics, use_cache: bool = True) -> tuple[st
         return "missing", ()
     except OSError as e:
         return f"error: {os.strerror(e.errno or 0)}", ()
+    turn = None
     try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
             # the reference opens a directory and reads no line from it: an empty table
             diag.warning(f"{path}: is a directory, read as an empty table")
             return "ok", ()
-        from pywrap.tablecache import cached_entries, store_entries
+        from pywrap import tablecache
 
-        entries = cached_entries(path, fd, diag.warning) if use_cache else None
+        entries = tablecache.cached_entries(path, fd, diag.warning) if use_cache else None
+        if entries is None and use_cache and st.st_size >= settings.PARSE_LOCK_MIN_SIZE:
+            entries, turn = tablecache.parse_turn(path, fd, diag.warning)  # or wait for another's parse
         if entries is None:
             chunks = []
             while chunk := os.read(fd, 1 << 20):
                 chunks.append(chunk)
             entries = parsed_table(b"".join(chunks), path)
             if entries:
-                store_entries(path, fd, entries)
+                tablecache.store_entries(path, fd, entries)
         return "ok", entries
     except OSError as e:
         return f"error: {os.strerror(e.errno or 0)}", ()
     finally:
+        if turn is not None:
+            tablecache.end_turn(turn)
         os.close(fd)
 
 

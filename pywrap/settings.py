@@ -21,6 +21,8 @@ TABLE_LINE_BUFFER = 2048     # a logical rule line is assembled in this many byt
 MAX_FILE_LIST_DEPTH = 32     # nesting of /file lists; the reference recurses until it crashes
 CACHE_DIR = ""                # where tcpd keeps parsed tables ("" = no cache); make install sets
                              # /var/cache/pywrap
+PARSE_LOCK_MIN_SIZE = 1 << 20  # bytes: when a table this big changed, one tcpd parses it and the others wait
+PARSE_WAIT = 30              # seconds they wait at most for that parse before parsing themselves
 REFUSE_PAUSE = 5             # seconds tcpd waits before exiting after a refusal (keeps inetd from respawning
                              # at full speed for a hostile client), as the reference does
 

@@ -247,6 +247,50 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
         f.close()
 
 
+def parse_turn(path: str, fd: int, note=None) -> tuple[tuple | None, int | None]:
+    """After a cache miss on a big table, let one process parse it while the others wait for its result
+    (a changed 1,000,000-line table takes seconds to parse, and every connection arriving meanwhile would
+    otherwise parse it too). Returns (entries, None) when another process stored them while this one
+    waited; (None, lock) when it is this process's turn: parse, store_entries, then end_turn(lock); and
+    (None, None) when there is no lock to take (no usable cache directory) or PARSE_WAIT ran out: parse
+    without one. The lock is flock(2) on a file beside the cache file, released by the kernel if its
+    holder dies."""
+    cache = _cache_file(path)
+    if cache is None or _directory_problem(create=True) is not None:
+        return None, None
+    import fcntl
+    import time
+
+    try:
+        lock = os.open(cache + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None, None
+    deadline = time.monotonic() + settings.PARSE_WAIT
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(lock)
+                if note:
+                    note(f"{path}: waited {settings.PARSE_WAIT} s for another process to parse it; parsing")
+                return None, None
+            time.sleep(0.02)
+        except OSError:
+            os.close(lock)
+            return None, None
+    entries = cached_entries(path, fd, note)  # the process that held the lock may have stored them
+    if entries is not None:
+        end_turn(lock)
+        return entries, None
+    return None, lock
+
+
+def end_turn(lock: int) -> None:
+    os.close(lock)  # closing the last descriptor releases the flock
+
+
 def store_entries(path: str, fd: int, entries) -> None:
     cache = _cache_file(path)
     if cache is None:

@@ -149,6 +149,95 @@ def test_a_checksummed_cache_with_impossible_positions_never_changes_a_verdict(c
     assert [text for _, _, text in records] == [f"{path}: damaged table cache, parsing {path} instead"]
 
 
+def _hold_parse_lock(table) -> int:
+    """Take the parse lock of `table` as another tcpd would while it parses."""
+    import fcntl
+
+    lock = os.open(tablecache._cache_file(str(table)) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def test_while_one_process_parses_a_big_table_the_others_wait_for_its_result(cache, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(settings, "PARSE_LOCK_MIN_SIZE", 0)
+    table = cache / "hosts.deny"
+    table.write_bytes(RULES)
+    os.makedirs(settings.CACHE_DIR)
+    real_parse = access.parsed_table.__wrapped__
+    lock = _hold_parse_lock(table)  # "another process" is parsing
+    calls = counting_parser(monkeypatch)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(load(table)))
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive() and calls == []  # waiting, not parsing
+    fd = os.open(table, os.O_RDONLY)
+    tablecache.store_entries(str(table), fd, real_parse(RULES, str(table)))  # the other one's result
+    os.close(fd)
+    os.close(lock)
+    waiter.join(10)
+    assert not waiter.is_alive() and calls == []  # it took the stored result instead of parsing
+    assert got[0][0] == "ok" and len(got[0][1]) == 2
+
+
+def test_the_wait_for_another_parse_is_bounded(cache, monkeypatch):
+    import time
+
+    monkeypatch.setattr(settings, "PARSE_LOCK_MIN_SIZE", 0)
+    monkeypatch.setattr(settings, "PARSE_WAIT", 0.4)
+    table = cache / "hosts.deny"
+    table.write_bytes(RULES)
+    os.makedirs(settings.CACHE_DIR)
+    lock = _hold_parse_lock(table)  # a parse that never ends
+    calls = counting_parser(monkeypatch)
+    start = time.monotonic()
+    status, entries, records = load(table)
+    assert 0.4 <= time.monotonic() - start < 5
+    assert status == "ok" and len(entries) == 2 and calls == [str(table)]
+    assert any("waited 0.4 s for another process to parse it" in text for _, _, text in records)
+    os.close(lock)
+    load(table)
+    assert len(calls) == 1  # stored by the process that parsed after waiting: a hit now
+
+
+def test_small_tables_never_wait(cache, monkeypatch):
+    table = cache / "hosts.deny"
+    table.write_bytes(RULES)
+    os.makedirs(settings.CACHE_DIR)
+    lock = _hold_parse_lock(table)
+    monkeypatch.setattr(settings, "PARSE_WAIT", 30)
+    status, entries, _ = load(table)  # far below PARSE_LOCK_MIN_SIZE: parsed at once
+    assert status == "ok" and len(entries) == 2
+    os.close(lock)
+
+
+def _parses_in_a_process(args) -> int:
+    table, cache_dir = args
+    settings.CACHE_DIR = cache_dir
+    calls = []
+    real = access.parsed_table
+
+    def parse(data, path):
+        calls.append(path)
+        return real(data, path)
+
+    access.parsed_table = parse
+    assert access.load_table(table, CollectingDiagnostics())[0] == "ok"
+    return len(calls)
+
+
+def test_a_changed_big_table_is_parsed_by_one_of_many_processes(cache):
+    table = cache / "hosts.deny"
+    table.write_bytes(b"".join(b"ALL: 10.%d.%d.%d\n" % (n >> 16, (n >> 8) & 255, n & 255) for n in range(80_000)))
+    assert os.path.getsize(table) >= settings.PARSE_LOCK_MIN_SIZE
+    with multiprocessing.get_context("fork").Pool(16) as pool:
+        parses = pool.map(_parses_in_a_process, [(str(table), str(cache / "cache"))] * 16)
+    assert sum(parses) == 1
+
+
 def test_the_parsed_table_memo_is_safe_from_many_threads():
     import threading
 
