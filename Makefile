@@ -79,7 +79,7 @@ lint: venv
 # Per-connection cost, ours beside Debian's tcpd in the same run (bench/tcpd_connect.py).
 BENCH := $(CURDIR)/build/bench-prefix
 bench: apt-deps venv
-	$(MAKE) --no-print-directory install PREFIX=$(BENCH) > /dev/null
+	$(MAKE) --no-print-directory install PREFIX=$(BENCH) CACHE_DIR=$(BENCH)/cache > /dev/null
 	$(VENV_PY) bench/tcpd_connect.py $(BENCH) 30
 
 # A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
@@ -107,7 +107,7 @@ install: venv $(LAUNCHER)
 DEMO := $(CURDIR)/demo-prefix
 demo: apt-deps venv
 	$(MAKE) --no-print-directory install PREFIX=$(DEMO) REAL_DAEMON_DIR=$(DEMO)/libexec \
-	  HOSTS_ALLOW=$(DEMO)/etc/hosts.allow HOSTS_DENY=$(DEMO)/etc/hosts.deny > /dev/null
+	  HOSTS_ALLOW=$(DEMO)/etc/hosts.allow HOSTS_DENY=$(DEMO)/etc/hosts.deny CACHE_DIR=$(DEMO)/cache > /dev/null
 	unshare -m --propagation private $(VENV_PY) tools/demo.py $(DEMO)
 
 clean:
