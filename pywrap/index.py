@@ -23,13 +23,13 @@ from bisect import bisect_left
 
 from pywrap.lean import record
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, strip_mapped
+from pywrap.patterns import NUMERIC_CHARS  # the reference's NOT_INADDR: such patterns never see the name
 from pywrap.rules import PatternList, Rule
 from pywrap.text import fold
 
 MIN_RUN = 16
 NONE = 0xFFFFFFFF  # "no rule" in a uint32 position array
 WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-NUMERIC_CHARS = frozenset("0123456789./")  # the reference's NOT_INADDR: such patterns never see the name
 KEYWORDS = frozenset(("all", "known", "local"))
 
 
@@ -141,18 +141,13 @@ class Words:
     def __init__(self, keys, offsets, by_address, by_name) -> None:
         self.keys, self.offsets, self.by_address, self.by_name = keys, offsets, by_address, by_name
 
+    def _key(self, i: int) -> bytes:
+        return bytes(self.keys[self.offsets[i]:self.offsets[i + 1]])
+
     def _find(self, key: bytes) -> int | None:
-        offsets, keys = self.offsets, self.keys
-        lo, hi = 0, len(offsets) - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if bytes(keys[offsets[mid]:offsets[mid + 1]]) < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < len(offsets) - 1 and bytes(keys[offsets[lo]:offsets[lo + 1]]) == key:
-            return lo
-        return None
+        count = len(self.offsets) - 1
+        i = bisect_left(range(count), key, key=self._key)
+        return i if i < count and self._key(i) == key else None
 
     def first(self, value: str, positions) -> int | None:
         found = None

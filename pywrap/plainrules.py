@@ -15,19 +15,19 @@ from _socket import inet_aton
 
 from pywrap.index import AddressLine
 from pywrap.rules import PatternList, Rule
+from pywrap.text import split_list
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255 without leading zeros
 ADDRESS_LINE = re.compile(
     rf"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:[ \t,\r]*({_OCTET}(?:\.{_OCTET}){{3}})[ \t,\r]*\n\Z")
 PLAIN = re.compile(r"[ \t,\r]*([^ \t,\r\n:\[\]@]+)[ \t,\r]*:([0-9A-Za-z._/ \t,\r-]*)\n\Z")
-SEPARATORS = re.compile(r"[ \t,\r\n]+")
 
 
 def parse_plain(text: str, file: str, line: int) -> Rule | None:
     match = PLAIN.match(text)
     if match is None or match.group(1).upper() == "EXCEPT":
         return None
-    clients = tuple(t for t in SEPARATORS.split(match.group(2)) if t)
+    clients = tuple(split_list(match.group(2)))
     if any(t.upper() == "EXCEPT" for t in clients):
         return None
     return Rule(file, line, PatternList((match.group(1),)), PatternList(clients), None)

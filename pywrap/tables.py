@@ -83,7 +83,7 @@ def significant_lines(data: bytes, buffer_size: int = settings.TABLE_LINE_BUFFER
         if len(last) <= limit and max(map(len, pieces), default=0) <= limit:
             make = tuple.__new__  # the record's own __new__ costs more than the rest of this, per line
             lines = [make(LogicalLine, (piece + "\n", number, True)) for number, piece in enumerate(pieces, 1)
-                     if not piece.startswith("#") and piece.strip(" \t\r")]
+                     if not is_skipped(piece)]
             if last:
                 lines.append(LogicalLine(last, len(pieces), False))
             return lines
