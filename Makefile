@@ -1,28 +1,34 @@
-# pywrap — build, install, test.
+# pywrap — build, install, test.  `make help` lists the targets and the settings with their defaults.
 #
-#   make test       install what the tests need (Debian packages, .venv), then run pytest
-#   make install    PREFIX=/usr/local REAL_DAEMON_DIR=/usr/sbin HOSTS_ALLOW=/etc/hosts.allow HOSTS_DENY=/etc/hosts.deny
-#   make lint       ruff over the package and the tests
-#
-# Knobs of the original tcp_wrappers Makefile, with its defaults; they are baked into the installed programs.
+# Nothing here writes outside this checkout and $(DESTDIR)$(PREFIX), except the Debian packages it installs
+# with apt-get, and only those that start no service and remove, replace or upgrade nothing
+# (tools/debian_parts.py; programs that would start a service are unpacked into build/debian instead).
+
+# Settings, baked into the installed programs; the first four are the original tcp_wrappers Makefile's knobs.
+## where to install: sbin/, lib/pywrap/, share/man/
 PREFIX          ?= /usr/local
+## where tcpd finds the real daemons it runs
 REAL_DAEMON_DIR ?= /usr/sbin
+## the access control tables
 HOSTS_ALLOW     ?= /etc/hosts.allow
 HOSTS_DENY      ?= /etc/hosts.deny
+## staging root for packagers: files go to $(DESTDIR)$(PREFIX), paths baked in stay $(PREFIX)
 DESTDIR         ?=
-# The interpreter the installed programs run. It must be readable by every user (services run as nobody),
-# so the default is the system's, not one under /root.
+## the interpreter the installed programs run; readable by every user, since services run as nobody
 PYTHON          ?= /usr/bin/python3
-# Seconds tcpd pauses after a refusal before it exits (the reference's 5).
+## seconds tcpd pauses after a refusal before it exits (the reference's 5)
 REFUSE_PAUSE    ?= 5
-# Ident wait (the reference's 10 s), the time budget of one host-name check, DNS servers instead of
-# resolv.conf's ("ADDR[#PORT] ..."), and the reference's PARANOID build (1: refuse unverifiable names).
+## seconds to wait for an ident (RFC 931) reply (the reference's 10)
 RFC931_TIMEOUT  ?= 10
+## seconds one host-name check may take, reverse and forward lookups together
 DNS_TIMEOUT     ?= 5
+## name servers to ask instead of resolv.conf's: "ADDR[#PORT] ..."
 DNS_SERVERS     ?=
+## 1: the reference's PARANOID build (refuse clients whose name does not verify)
 PARANOID        ?= 0
-# Where tcpd keeps parsed tables between connections ("" for no cache).
+## where tcpd keeps parsed tables between connections ("" for no cache)
 CACHE_DIR       ?= /var/cache/pywrap
+## the C compiler and its flags, for the launcher
 CC              ?= cc
 CFLAGS          ?= -O2 -Wall -Wextra
 
@@ -33,14 +39,29 @@ PROGRAMS := tcpdmatch tcpdchk try-from safe_finger
 MAN5     := $(notdir $(wildcard man/*.5))
 MAN8     := $(notdir $(wildcard man/*.8))
 
-# The development venv is made from the interpreter's real path (never a pyenv shell shim).
+# Two virtual environments, both made from the interpreter's real path (never a pyenv shell shim), each
+# finished by a stamp file of its own (never a touch of the interpreter, which is the system's):
+# build/pip holds only pip, to put the programs' two dependencies into LIBDIR; .venv is the development one
+# (pytest, hypothesis, ruff) that only test, lint, bench and demo need.
+PIP_VENV    := build/pip
+PIP_STAMP   := $(PIP_VENV)/.ready
 VENV        := .venv
 VENV_PY     := $(VENV)/bin/python
-APT_PACKAGES := tcpd openbsd-inetd dnsmasq socat oidentd python3-venv man-db groff-base time
+VENV_STAMP  := $(VENV)/.ready
+DEBIAN_PARTS = "$(PYTHON)" tools/debian_parts.py build
+# pip's cache stays in the checkout too, not in $HOME.
+export PIP_CACHE_DIR := $(CURDIR)/build/pip-cache
 
-.PHONY: all test apt-deps venv install lint demo clean launcher bench
+.PHONY: all help test lint bench demo install uninstall launcher venv clean FORCE
 
-all: venv launcher
+all: launcher ## build the native tcpd launcher
+
+help: ## this list
+	@echo "targets:"
+	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 20
+	@echo "settings (make install NAME=value; defaults shown):"
+	@awk '/^## /{note=substr($$0,4)} /^[A-Z0-9_]+ +\?=/{v=$$0; sub(/^[A-Z0-9_]+ +\?= */,"",v); \
+	  printf "  %-16s %-20s %s\n", $$1, (v==""?"(empty)":v), note}' $(firstword $(MAKEFILE_LIST))
 
 # The native tcpd launcher, with the interpreter and library paths of this PREFIX compiled in.
 LAUNCHER := build/tcpd
@@ -51,64 +72,73 @@ $(LAUNCHER): launcher/tcpd.c FORCE
 	$(CC) $(CFLAGS) -DPYTHON='"$(PYTHON)"' -DLIBDIR='"$(LIBDIR)"' -o $@ launcher/tcpd.c
 FORCE:
 
-apt-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+$(PIP_STAMP):
+	$(DEBIAN_PARTS) install
+	rm -rf $(PIP_VENV)
+	"$$(readlink -f $(PYTHON))" -m venv $(PIP_VENV)
+	touch $@
 
-$(VENV_PY): pyproject.toml
+$(VENV_STAMP): pyproject.toml
+	$(DEBIAN_PARTS) test
 	rm -rf $(VENV)
 	"$$(readlink -f $(PYTHON))" -m venv $(VENV)
 	$(VENV_PY) -m pip install -q --upgrade pip
 	$(VENV_PY) -m pip install -q -e '.[test]'
-	touch $(VENV_PY)
+	touch $@
 
-venv: $(VENV_PY)
+venv: $(VENV_STAMP)
 
-test: apt-deps venv
+test: $(VENV_STAMP) ## install what the tests need (Debian packages, .venv), lint, run the whole suite
+	$(DEBIAN_PARTS) test
 	$(VENV_PY) -m ruff check pywrap tests tools bench
 	$(VENV_PY) -m pytest -q
 
-lint: venv
+lint: $(VENV_STAMP) ## ruff over the package, the tests and the tools
 	$(VENV_PY) -m ruff check pywrap tests tools bench
 
 # Per-connection cost, ours beside Debian's tcpd in the same run (bench/tcpd_connect.py).
 BENCH := $(CURDIR)/build/bench-prefix
-bench: apt-deps venv
+bench: $(VENV_STAMP) ## per-connection cost beside Debian's tcpd, measured in one run
+	$(DEBIAN_PARTS) test
 	$(MAKE) --no-print-directory install PREFIX=$(BENCH) CACHE_DIR=$(BENCH)/cache > /dev/null
 	$(VENV_PY) bench/tcpd_connect.py $(BENCH) 30
 
 # A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
 # and small programs that run $(PYTHON) in isolated mode (-I: no PYTHON* variables, no cwd or user site;
 # -S: no site-packages), so they work from any directory with an empty environment.
-install: venv $(LAUNCHER)
+install: $(PIP_STAMP) $(LAUNCHER) ## install into $(DESTDIR)$(PREFIX) (needs only python3-venv and a C compiler)
 	rm -rf "$(DESTDIR)$(LIBDIR)"
 	mkdir -p "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(SBINDIR)"
-	$(VENV_PY) -m pip install -q --no-compile --target "$(DESTDIR)$(LIBDIR)" .
-	rm -rf "$(DESTDIR)$(LIBDIR)/bin"
-	$(VENV_PY) tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
+	$(PIP_VENV)/bin/pip install -q --disable-pip-version-check --no-compile --target "$(DESTDIR)$(LIBDIR)" .
+	rm -rf "$(DESTDIR)$(LIBDIR)/bin" build/lib
+	"$(PYTHON)" tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
 	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)" \
 	  REFUSE_PAUSE="$(REFUSE_PAUSE)" RFC931_TIMEOUT="$(RFC931_TIMEOUT)" DNS_TIMEOUT="$(DNS_TIMEOUT)" \
 	  DNS_SERVERS="$(DNS_SERVERS)" PARANOID="$(PARANOID)" CACHE_DIR="$(CACHE_DIR)"
 	"$(PYTHON)" -m compileall -q "$(DESTDIR)$(LIBDIR)"
 	for p in $(PROGRAMS); do \
-	  $(VENV_PY) tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
+	  "$(PYTHON)" tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
 	done
 	chmod -R u+rwX,go+rX,go-w "$(DESTDIR)$(LIBDIR)"
 	install -m 755 $(LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd"
 	for page in $(MAN5); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man5/$$page"; done
 	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
 
-# Install into ./demo-prefix and show tcpd working under a real inetd on loopback (tools/demo.py).
+# Exactly what install wrote: the library directory, the programs, the manual pages. Directories that
+# may have existed before (sbin, share/man/man8, ...) stay.
+uninstall: ## remove what make install wrote under $(DESTDIR)$(PREFIX)
+	rm -rf "$(DESTDIR)$(LIBDIR)"
+	rm -f "$(DESTDIR)$(SBINDIR)/tcpd" $(foreach p,$(PROGRAMS),"$(DESTDIR)$(SBINDIR)/$(p)")
+	rm -f $(foreach p,$(MAN5),"$(DESTDIR)$(MANDIR)/man5/$(p)") $(foreach p,$(MAN8),"$(DESTDIR)$(MANDIR)/man8/$(p)")
+
+# Install into ./demo-prefix and show tcpd working under a real inetd on loopback (tools/demo.py); it exits
+# non-zero when the granted client was not granted or the refused one not refused.
 DEMO := $(CURDIR)/demo-prefix
-demo: apt-deps venv
+demo: ## install into ./demo-prefix and show tcpd granting and refusing under a real inetd
+	$(DEBIAN_PARTS) demo
 	$(MAKE) --no-print-directory install PREFIX=$(DEMO) REAL_DAEMON_DIR=$(DEMO)/libexec \
 	  HOSTS_ALLOW=$(DEMO)/etc/hosts.allow HOSTS_DENY=$(DEMO)/etc/hosts.deny CACHE_DIR=$(DEMO)/cache > /dev/null
-	unshare -m --propagation private $(VENV_PY) tools/demo.py $(DEMO)
+	"$(PYTHON)" tools/demo.py $(DEMO)
 
-clean:
+clean: ## remove everything the build, the tests and the demo made in this checkout
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-prefix

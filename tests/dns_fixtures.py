@@ -12,6 +12,8 @@ import socket
 import subprocess
 import time
 
+import debian
+
 DNSMASQ = "127.0.0.153"
 BLACK_HOLE = "127.0.0.154"
 HOSTILE_PTR = "$(touch /tmp/pywrap-pwned)"
@@ -38,7 +40,7 @@ class DnsServers:
         self.black_hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.black_hole.bind((BLACK_HOLE, 53))
         self.dnsmasq = subprocess.Popen(
-            ["dnsmasq", "--conf-file=/dev/null", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+            [debian.DNSMASQ, "--conf-file=/dev/null", "--keep-in-foreground", "--no-resolv", "--no-hosts",
              f"--listen-address={DNSMASQ}", "--bind-interfaces", "--port=53", "--user=root",
              "--local=/test/", "--local=/127.in-addr.arpa/", "--local=/ip6.arpa/", *RECORDS],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

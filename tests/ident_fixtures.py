@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+from debian import OIDENTD
+
 QUERY = re.compile(rb"(\d+)\s*,\s*(\d+)")
 
 
@@ -50,7 +52,7 @@ class IdentServers:
             sock.settimeout(0.2)
             self.listeners.append(sock)
             threading.Thread(target=self._serve, args=(sock, kind), daemon=True).start()
-        self.oidentd = subprocess.Popen(["oidentd", "-i", "-q", "-S", "-a", "127.0.0.1", "-p", "113"],
+        self.oidentd = subprocess.Popen([OIDENTD, "-i", "-q", "-S", "-a", "127.0.0.1", "-p", "113"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:

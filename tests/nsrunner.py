@@ -28,12 +28,37 @@ import sys
 import tempfile
 import threading
 
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCES = {"tcpdmatch": "/usr/sbin/tcpdmatch", "tcpdchk": "/usr/sbin/tcpdchk"}
 SYSLOG_RE = re.compile(rb"^<(\d+)>(?:\w{3} [ \d]\d \d\d:\d\d:\d\d )?([^:\[]+)(?:\[\d+\])?: ?(.*)$", re.S)
 
 
 def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True)
+
+
+def reachable_by_everyone(path: str) -> None:
+    """Let every user reach `path` in this mount namespace, however the directories above it are set.
+
+    Checkouts live where root clones them, under /root (mode 0700) or a mktemp -d directory; programs and
+    daemons the tests run as nobody must still reach the checkout and the installed files in it. The first
+    ancestor that others cannot enter is covered with a tmpfs (mode 0755) that holds the same path down to
+    `path`, and `path` itself is bind-mounted back in place, so every absolute path below it still works. The
+    real directories are never changed; the cover lasts as long as the namespace.
+    """
+    path = os.path.realpath(path)
+    parts = path.strip("/").split("/")
+    ancestors = ["/" + "/".join(parts[:n]) for n in range(1, len(parts))]
+    closed = next((a for a in ancestors if not os.stat(a).st_mode & 0o001), None)
+    if closed is None:
+        return
+    held = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", closed)
+        os.makedirs(path, mode=0o755)
+        subprocess.run(["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{held}", path], check=True, pass_fds=[held])
+    finally:
+        os.close(held)
 
 
 def private_etc(root: str, files: dict[str, str]) -> None:
@@ -182,6 +207,7 @@ def run_ours(directory: str, args: list[str], program: str = "tcpdmatch") -> dic
 def main(spec_path: str, out_path: str) -> int:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
+    reachable_by_everyone(CHECKOUT)  # cases run as nobody
     root = tempfile.mkdtemp(prefix="pywrap-ns-", dir=spec.get("workdir"))  # removed by the caller
     private_etc(root, spec.get("etc", {}))
     log = SyslogCollector(private_dev(root))

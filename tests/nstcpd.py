@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 
-from nsrunner import SyslogCollector, private_dev, private_etc
+from debian import INETD
+from nsrunner import CHECKOUT, SyslogCollector, private_dev, private_etc, reachable_by_everyone
 
 # showargs is a tiny C program (a #! script would lose argv[0]) that hands its whole argv to the Python probe.
 PROBE_C = r'''
@@ -228,8 +229,9 @@ def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogColl
 def private_sbin(root: str) -> None:
     sbin = os.path.join(root, "sbin")
     os.mkdir(sbin)
-    for program in ("tcpd", "inetd", "try-from"):
+    for program in ("tcpd", "try-from"):
         shutil.copy2(os.path.join("/usr/sbin", program), sbin)
+    shutil.copy2(INETD, sbin)
     with open(os.path.join(sbin, "showargs.py"), "w") as f:
         f.write(PROBE)
     with open(os.path.join(root, "showargs.c"), "w") as f:
@@ -241,6 +243,7 @@ def private_sbin(root: str) -> None:
 def main(spec_path: str, out_path: str) -> int:
     with open(spec_path) as f:
         spec = json.load(f)
+    reachable_by_everyone(CHECKOUT)  # cases run as nobody
     root = tempfile.mkdtemp(prefix="pywrap-e2e-", dir=spec.get("workdir"))  # removed by the caller
     os.chmod(root, 0o755)
     private_etc(root, spec.get("etc", {}))

@@ -1,6 +1,6 @@
-"""Bring in the Debian parts the tests, the demo and the benchmark run, without changing what the machine runs.
+"""Bring in the Debian parts the tests, the demo and the bench run, without changing what the machine runs.
 
-usage: debian_parts.py BUILD_DIR
+usage: debian_parts.py BUILD_DIR PURPOSE   (install, demo or test; each takes what the ones before need)
 
 Two kinds of part:
 - INSTALL: plain programs and libraries that start no service (Debian's tcpd and tcpdmatch, socat, man, GNU
@@ -21,8 +21,13 @@ import re
 import subprocess
 import sys
 
-INSTALL = ["tcpd", "socat", "python3-venv", "man-db", "groff-base", "time", "util-linux"]
-UNPACK = ["openbsd-inetd", "dnsmasq-base", "oidentd"]
+# What each purpose needs: `make install` a compiler and venv (for pip); `make demo` an inetd; `make test` and
+# `make bench` the reference programs and every real component the tests start.
+INSTALL = {"install": ["python3-venv", "gcc", "libc6-dev"],
+           "demo": ["util-linux"],
+           "test": ["tcpd", "socat", "man-db", "groff-base", "time"]}
+UNPACK = {"install": [], "demo": ["openbsd-inetd"], "test": ["dnsmasq-base", "oidentd"]}
+PURPOSES = list(INSTALL)
 # Dependencies of unpacked packages that are not linked libraries: their scripts or services need them,
 # the unpacked programs as the tests run them do not.
 NOT_NEEDED = {"adduser", "lsb-base", "update-inetd", "tcpd", "passwd", "netbase", "iproute2", "runit-helper"}
@@ -93,9 +98,10 @@ def unpack(build: str, package: str) -> list[str]:
 
 
 def main() -> None:
-    build = os.path.abspath(sys.argv[1])
-    needed = list(INSTALL)
-    for package in UNPACK:
+    build, purpose = os.path.abspath(sys.argv[1]), sys.argv[2]
+    wanted = PURPOSES[:PURPOSES.index(purpose) + 1]
+    needed = [p for w in wanted for p in INSTALL[w]]
+    for package in (p for w in wanted for p in UNPACK[w]):
         needed += unpack(build, package)
     install(sorted(set(needed)))
 
