@@ -25,6 +25,10 @@ import sys
 import tempfile
 import time
 
+# Debian's openbsd-inetd, unpacked (never installed) by tools/debian_parts.py
+INETD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "debian", "root",
+                     "usr", "sbin", "inetd")
+
 BARE = ["/usr/bin/python3", "-I", "-S", "-c", "pass"]
 
 
@@ -101,7 +105,7 @@ class Services:
         with open(conf, "w") as f:
             f.write(f"127.0.0.1:{self.port} stream tcp nowait root /usr/sbin/tcpd {stamp}\n")
             f.write(f"127.0.0.1:{self.port + 1} stream tcp nowait root {self.prefix}/sbin/tcpd {stamp}\n")
-        self.inetd = subprocess.Popen(["/usr/sbin/inetd", "-d", "-i", conf], stdout=subprocess.DEVNULL,
+        self.inetd = subprocess.Popen([INETD, "-d", "-i", conf], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         return self
