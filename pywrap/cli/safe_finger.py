@@ -4,7 +4,8 @@ Contract, as Debian's safe_finger: drop root (to `nobody`, else uid/gid 65534), 
 PATH with the given arguments, and copy its output with every non-printable byte written as a backslash
 and three octal digits, backslashes doubled, lines folded at 128 columns with a trailing backslash, and
 each line indented by one space; at most 100,000 input bytes, at most 60 seconds. Exit status 0 when finger
-exited 0, else 1.
+exited 0, else 1. `--help` as the only argument (ours: Debian's passes it to finger, which has no such option)
+prints the usage and exits 0; with other arguments it goes to finger as before.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ INPUT_LIMIT = 100_000
 TIME_LIMIT = 60
 WIDTH = 128
 PRINTABLE_SPACE = frozenset(b" \t\r\v\f")
+
+HELP = """usage: {prog} [finger-option ...] [user][@host] ...
+Runs finger(1) as nobody with these arguments and shows its output made safe: a non-printable byte as a
+backslash and three octal digits, a backslash doubled, every line indented by one space and folded at
+128 columns, at most 100000 bytes and 60 seconds. For `spawn` commands in hosts.allow / hosts.deny.
+Exit status 0 when finger exited 0, else 1.
+"""
 
 
 def drop_privileges() -> None:
@@ -72,6 +80,9 @@ class Filter:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--help"]:  # alone only: with other arguments it is finger's (and fails there)
+        os.write(1, HELP.format(prog=os.path.basename(sys.argv[0])).encode())
+        return 0
     drop_privileges()
     os.environ["PATH"] = PATH
     for fd in (0, 1, 2):  # the reference opens closed standard descriptors on /dev/null

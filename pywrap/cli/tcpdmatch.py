@@ -1,13 +1,14 @@
 """tcpdmatch: predict how tcpd would handle a request for a service from a client.
 
-Usage: tcpdmatch [-d] [-i inet_conf] daemon[@server] [user@]client
+Usage: tcpdmatch [-d] [-i inet_conf] daemon[@server] [user@]client   (or --help)
 
 Contract: the same command line and the same stdout as Debian's tcpdmatch, line for line (one prediction
 block per client address). Unlike Debian's, which sends them to syslog only, warnings, errors, the matched
 rule (`FILE, line N: matched`) and the options it runs go to stderr with their file and line. Options are
 checked but change nothing in this process (Debian's really runs `user`, `group`, `umask`, `setenv`).
 Exit status: 0 after the predictions (granted or denied), 1 for a client or server that cannot be
-resolved, an unreadable -i file or an expansion overflow, 2 for usage errors.
+resolved, an unreadable -i file or an expansion overflow, 2 for usage errors. `--help` (not in Debian's,
+which calls it an invalid option) prints the usage and a summary on stdout, exit status 0.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ USAGE = """usage: {prog} [-d] [-i inet_conf] daemon[@host] [user@]host
 \t-i: location of inetd.conf file
 """
 
+# --help: the usage above (on stdout, not stderr) and what differs from Debian's tcpdmatch
+HELP = """
+Predicts how tcpd would handle a request for the daemon (at the server @host) from the client host (and
+user@), with the installed tables, or with -d ./hosts.allow and ./hosts.deny: one block per address of
+the client on stdout, ending in "access: granted", "denied" or "delegated". Warnings, the rule that
+matched and the options it would run go to stderr as "FILE, line N: ...". Options are checked, never run.
+Exit status: 0 after the predictions, 1 when the client or server cannot be resolved, the -i file cannot
+be read or an expansion is too long, 2 for usage errors.
+"""
+
 NUMERIC = frozenset("01234567890./")
 
 
@@ -43,9 +54,12 @@ class Failure(Exception):
     """Stop with exit status 1 (the message, if any, goes to stderr as is)."""
 
 
-def parse_args(argv: list[str]) -> tuple[bool, str | None, list[str]]:
-    """GNU getopt "di:" (options may follow operands, as with the reference's glibc getopt)."""
-    options, operands = getopt(argv, "d", "i")
+def parse_args(argv: list[str]) -> tuple[bool, str | None, list[str]] | None:
+    """GNU getopt "di:" (options may follow operands, as with the reference's glibc getopt), plus --help;
+    None when --help was given (it wins over everything else, as in GNU tools)."""
+    options, operands = getopt(argv, "d", "i", ("help",))
+    if options.get("help"):
+        return None
     if len(operands) != 2:
         raise UsageError("")
     inet_conf = options.get("i")
@@ -199,12 +213,16 @@ def is_numeric_address(text: str) -> bool:
 def run(argv: list[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
     prog = argv[0] if argv else "tcpdmatch"
     try:
-        use_cwd, inet_conf, operands = parse_args(argv)
+        parsed = parse_args(argv)
     except UsageError as e:
         if str(e):
             stderr.write(encode(f"{e}\n"))
         stderr.write(encode(USAGE.format(prog=prog)))
         return 2
+    if parsed is None:
+        stdout.write(encode(USAGE.format(prog=prog) + HELP))
+        return 0
+    use_cwd, inet_conf, operands = parsed
     tool = TcpdMatch(stdout, stderr, os.path.basename(prog))
     try:
         return tool.run(use_cwd, inet_conf, operands)
