@@ -1,6 +1,6 @@
 """try-from and safe_finger beside Debian's: try-from under a real inetd (what it prints to the client),
 safe_finger with a fake finger (binary bytes, long lines, huge output, exit codes, no finger at all) found
-through its fixed PATH in a private /usr/sbin.
+through its fixed PATH in a private /usr/sbin, whether or not Debian's finger is installed in /usr/bin.
 """
 
 from __future__ import annotations
@@ -54,7 +54,11 @@ def run_both(script: str | None, args: list[str]) -> tuple[tuple, tuple]:
             with open(os.path.join(sbin, "finger"), "w") as f:
                 f.write("#!/bin/sh\n" + script + "\n")
             os.chmod(os.path.join(sbin, "finger"), 0o755)
-        inner = (f"mount --bind {sbin} /usr/sbin && "
+        # The fake must be the only finger on safe_finger's PATH (/bin:/usr/bin:/sbin:/usr/sbin; /bin is
+        # /usr/bin on Debian 12): a private /usr/bin of links to everything in the real one but finger.
+        inner = (f"mkdir {tmp}/real-bin {tmp}/bin && mount --bind /usr/bin {tmp}/real-bin && "
+                 f"for f in {tmp}/real-bin/*; do [ \"${{f##*/}}\" = finger ] || ln -s \"$f\" {tmp}/bin/; done && "
+                 f"mount --bind {tmp}/bin /usr/bin && mount --bind {sbin} /usr/sbin && "
                  f"{{ /usr/sbin/safe_finger \"$@\" > {tmp}/ref.out 2> {tmp}/ref.err; echo $? > {tmp}/ref.rc; }}; "
                  f"{{ {sys.executable} -m pywrap.cli.safe_finger \"$@\" > {tmp}/ours.out 2> {tmp}/ours.err; "
                  f"echo $? > {tmp}/ours.rc; }}")
