@@ -7,6 +7,7 @@ do its job.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -115,3 +116,40 @@ def test_demo_fails_loudly_when_tcpd_cannot_run(clone):
     assert "DEMO FAILED" in proc.stderr
     assert "client 127.0.0.1 should have been granted" in proc.stderr
     assert re.search(r"execv? .*tcpd: Permission denied", proc.stderr), proc.stderr
+
+
+def load_debian_parts():
+    spec = importlib.util.spec_from_file_location("debian_parts", os.path.join(ROOT, "tools", "debian_parts.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def xinetd_machine():
+    """apt options for a dry run on this machine as if Debian's xinetd (an inet-superserver) were installed."""
+    parts = load_debian_parts()
+    with open("/var/lib/dpkg/status") as f:
+        status = f.read()
+    if "\nPackage: xinetd\n" not in "\n" + status:
+        stanza = subprocess.run(["apt-cache", "show", "--no-all-versions", "xinetd"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        status = status.rstrip("\n") + "\n\n" + stanza.replace("\nVersion:", "\nStatus: install ok installed\nVersion:", 1) + "\n"
+    with tempfile.NamedTemporaryFile("w", suffix=".status", delete=False) as f:
+        f.write(status)
+    yield parts, ("-o", f"Dir::State::status={f.name}")
+    os.unlink(f.name)
+
+
+def test_what_make_test_installs_removes_nothing_on_an_xinetd_machine(xinetd_machine):
+    parts, apt_options = xinetd_machine
+    packages = parts.needed(os.path.join(ROOT, "build"), "test")
+    assert "openbsd-inetd" not in packages
+    # All of them at once, installed already or not: apt would upgrade some that are, but remove nothing.
+    assert [line for line in parts.harm(packages, apt_options) if not line.startswith("Inst ")] == []
+
+
+def test_a_plan_that_would_remove_a_package_is_refused(xinetd_machine):
+    parts, apt_options = xinetd_machine
+    harmful = parts.harm(["openbsd-inetd"], apt_options)  # what the old Makefile installed
+    assert any(line.startswith("Remv xinetd") for line in harmful), harmful

@@ -53,14 +53,20 @@ def apt_update() -> None:
         updated = True
 
 
+def harm(packages: list[str], apt_options: tuple[str, ...] = ()) -> list[str]:
+    """The lines of apt's dry run for installing `packages` that remove, purge or upgrade something."""
+    plan = run("apt-get", "-s", *apt_options, "install", "--no-install-recommends", *packages,
+               capture_output=True).stdout
+    return [line for line in plan.splitlines()
+            if re.match(r"(Remv|Purg) ", line) or (line.startswith("Inst ") and "[" in line.split("(")[0])]
+
+
 def install(packages: list[str]) -> None:
     missing = [p for p in packages if not installed(p)]
     if not missing:
         return
     apt_update()
-    plan = run("apt-get", "-s", "install", "--no-install-recommends", *missing, capture_output=True).stdout
-    harmful = [line for line in plan.splitlines() if re.match(r"(Remv|Purg) ", line)]
-    harmful += [line for line in plan.splitlines() if line.startswith("Inst ") and "[" in line.split("(")[0]]
+    harmful = harm(missing)
     if harmful:
         sys.exit("debian_parts: installing " + " ".join(missing) + " would change what is installed:\n  "
                  + "\n  ".join(harmful) + "\nrefusing; install them by hand if that is what you want")
@@ -97,13 +103,18 @@ def unpack(build: str, package: str) -> list[str]:
     return dependencies(deb)
 
 
+def needed(build: str, purpose: str) -> list[str]:
+    """What `purpose` needs installed, after unpacking what it needs unpacked."""
+    wanted = PURPOSES[:PURPOSES.index(purpose) + 1]
+    packages = [p for w in wanted for p in INSTALL[w]]
+    for package in (p for w in wanted for p in UNPACK[w]):
+        packages += unpack(build, package)
+    return sorted(set(packages))
+
+
 def main() -> None:
     build, purpose = os.path.abspath(sys.argv[1]), sys.argv[2]
-    wanted = PURPOSES[:PURPOSES.index(purpose) + 1]
-    needed = [p for w in wanted for p in INSTALL[w]]
-    for package in (p for w in wanted for p in UNPACK[w]):
-        needed += unpack(build, package)
-    install(sorted(set(needed)))
+    install(needed(build, purpose))
 
 
 if __name__ == "__main__":
