@@ -7,6 +7,8 @@ Host patterns are checked like the reference: netgroups must have members, /file
 token checked (and, the reference's quirk, the rest of the list after an opened /file is not), net/mask
 syntax, FAIL, names resolved with the double-reverse check (bounded by a total time budget, and skipped with
 check_names=False), numbers reverse-resolved. Nothing here decides access.
+The first DNS failure (timeout, unreachable server, SERVFAIL; NXDOMAIN is an answer) ends DNS for the run:
+later checks use /etc/hosts alone and skip what only DNS could answer; `summary()` then says so once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pywrap.diag import Diagnostics
 from pywrap.inetconf import InetConf, Wrap
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6
-from pywrap.resolver import Resolver, format_address, parse_numeric, verified_name
+from pywrap.resolver import DnsClient, Resolver, format_address, parse_numeric, verified_name
 from pywrap.text import TCPDCHK_SEPARATORS, find_unbracketed, same, split_list
 
 RESERVED = ("ALL", "KNOWN", "LOCAL", "UNKNOWN", "PARANOID")
@@ -33,16 +35,42 @@ def _fail_pair(diag: Diagnostics) -> None:
 _BLANKS = bytes.maketrans(b"\t\r\n", b"   ")  # the /file tokenizer's separators, as blanks
 
 
+class DnsDown(Exception):
+    """DNS failed in this run, so the answer a check needs cannot be had (its text says why)."""
+
+
+class CheckResolver(Resolver):
+    """The resolver of one tcpdchk run. Its first DNS failure raises DnsDown, and from then on DNS is not
+    asked again: /etc/hosts still answers, anything else raises DnsDown at once. An unreachable name server
+    otherwise costs a timeout and two lines per address of a block list (issue 12, item 9)."""
+
+    def __init__(self) -> None:
+        super().__init__(report=self._failed)
+        self.failure: str | None = None  # the first failure, as the DNS client words it
+
+    def _failed(self, text: str) -> None:
+        self.failure = text.removeprefix("DNS lookup failed: ")
+        raise DnsDown(self.failure)
+
+    @property
+    def dns(self) -> DnsClient:
+        if self.failure is not None:
+            raise DnsDown(self.failure)
+        return Resolver.dns.fget(self)
+
+
 class RuleChecker:
-    def __init__(self, diag: Diagnostics, inetconf: InetConf, resolver: Resolver, check_names: bool = True,
-                 budget: float = NAME_CHECK_BUDGET) -> None:
+    def __init__(self, diag: Diagnostics, inetconf: InetConf, resolver: CheckResolver | None = None,
+                 check_names: bool = True, budget: float = NAME_CHECK_BUDGET) -> None:
         self.diag = diag
         self.inetconf = inetconf
-        self.resolver = resolver
+        self.resolver = resolver or CheckResolver()
         self.check_names = check_names
         self.budget = budget
         self.deadline = time.monotonic() + budget
-        self.skipped_names = 0
+        self.skipped_names = 0  # not resolved: the time budget ran out
+        self.dns_skipped = 0    # not resolved: DNS had failed
+        self.dns_skipped_from: tuple[str, int] | None = None  # where the first of those was
 
     # daemon side -------------------------------------------------------------------------------
     def _walk(self, text: str, what: str, check) -> None:
@@ -189,17 +217,43 @@ class RuleChecker:
         return -1 if lines else 1
 
     def dns(self, host: str) -> int:
-        """Resolve a name or number, warn like the reference, double-reverse check every address."""
+        """Resolve a name or number, warn like the reference, double-reverse check every address. What
+        only a failed DNS could have answered is skipped silently (a failure is no finding about the rule);
+        what was said before the failure came from real answers and stands."""
         if not self.check_names:
             return 1
         if time.monotonic() > self.deadline:
             self.skipped_names += 1
             return 1
-        addresses = self._find_addresses(host)
+        try:
+            addresses = self._find_addresses(host)
+        except DnsDown:
+            self._dns_skipped()
+            return 1
         for family, packed in addresses:
-            if verified_name(self.resolver, family, packed, self.diag.warning) == "unknown":
+            try:
+                name = verified_name(self.resolver, family, packed, self.diag.warning)
+            except DnsDown:
+                self._dns_skipped()
+                break
+            if name == "unknown":
                 self.diag.warning(f"host address {format_address(family, packed)}->name lookup failed")
         return len(addresses)
+
+    def _dns_skipped(self) -> None:
+        self.dns_skipped += 1
+        if self.dns_skipped_from is None:
+            self.dns_skipped_from = self.diag.context
+
+    def summary(self) -> None:
+        """After the tables: say once which name checks were left out, and why (the findings stay visible)."""
+        if self.dns_skipped:
+            where = "{}, line {}".format(*self.dns_skipped_from) if self.dns_skipped_from else "the start"
+            self.diag.warning(f"name checks skipped from {where} on ({self.dns_skipped} names and "
+                              f"addresses): DNS failed ({self.resolver.failure})")
+        if self.skipped_names:
+            self.diag.warning(f"name checks stopped after {self.budget:g} s: {self.skipped_names} more names "
+                              "and addresses were not resolved (--no-dns skips them all)")
 
     def _find_addresses(self, host: str) -> list[tuple[int, bytes]]:
         numeric = parse_numeric(host)

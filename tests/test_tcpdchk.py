@@ -1,16 +1,25 @@
 """tcpdchk against Debian's: random rule files (the differential generator) and targeted cases with
 `-d -v -a`, stdout and every diagnostic compared; then the checks the reference lacks, --no-dns, --json and
 the exit status.
+
+The comparisons run with a name server that works (`NameServer` below, on loopback, NXDOMAIN for every
+question): where DNS fails, ours says so once and stops asking, while Debian's goes on line by line.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import socket
+import threading
 
+import dns.exception
+import dns.message
+import dns.rcode
 import pytest
-from compare import differences
+from compare import differences, without_extras
 from generator import generate
-from sandbox import run_cases
+from sandbox import our_diagnostics, reference_diagnostics, run_cases
 from test_real_world_files import fixture
 from test_tcpdmatch_cli import FILES as INETD_FILES
 from test_tcpdmatch_cli import MODES as INETD_MODES
@@ -18,14 +27,73 @@ from test_tcpdmatch_cli import MODES as INETD_MODES
 CHK = {"program": "tcpdchk", "raw_args": True}
 
 
+class NameServer:
+    """A name server on a free loopback address (port 53, for glibc): NXDOMAIN for every question, SERVFAIL
+    under servfail.test, no answer at all under silent.test; `questions` keeps every name asked, in order.
+    Nothing it does leaves the machine; it stops with the test module."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for last in random.Random().sample(range(160, 250), 90):  # another run may hold one of them
+            try:
+                self.sock.bind((f"127.0.0.{last}", 53))
+                break
+            except OSError:
+                continue
+        else:
+            self.sock.close()
+            raise RuntimeError("no free loopback address for the test name server")
+        self.address = self.sock.getsockname()[0]
+        self.sock.settimeout(0.2)  # so that stop() is seen
+        self.questions: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+                reply = self.answer(data)
+                if reply is not None:
+                    self.sock.sendto(reply, peer)
+            except (OSError, dns.exception.DNSException):
+                continue
+
+    def answer(self, data: bytes) -> bytes | None:
+        query = dns.message.from_wire(data)
+        name = query.question[0].name.to_text().lower() if query.question else ""
+        self.questions.append(name)
+        if name.endswith("silent.test."):
+            return None
+        reply = dns.message.make_response(query)
+        reply.set_rcode(dns.rcode.SERVFAIL if name.endswith("servfail.test.") else dns.rcode.NXDOMAIN)
+        return reply.to_wire()
+
+    def etc(self) -> dict:
+        return {"resolv.conf": f"nameserver {self.address}\noptions timeout:1 attempts:1\n"}
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def name_server():
+    server = NameServer()
+    yield server
+    server.stop()
+
+
 def case(files: dict, *args: str, **extra) -> dict:
     return {"files": files, "args": list(args), **CHK, **extra}
 
 
-def test_random_rule_files_agree_with_reference():
+def test_random_rule_files_agree_with_reference(name_server):
     cases = [case(c["files"], "-d", "-v", "-a") for c in generate(303, 600)]
     failures = []
-    for index, result in enumerate(run_cases(cases, case_timeout=10)):
+    for index, result in enumerate(run_cases(cases, etc=name_server.etc(), case_timeout=10)):
         problems = differences(result, program="tcpdchk")
         if problems:
             files = {k: v for k, v in cases[index]["files"].items() if k.startswith("hosts")}
@@ -54,8 +122,8 @@ TARGETED = {
 
 
 @pytest.fixture(scope="module")
-def targeted():
-    return dict(zip(TARGETED, run_cases(list(TARGETED.values())), strict=True))
+def targeted(name_server):
+    return dict(zip(TARGETED, run_cases(list(TARGETED.values()), etc=name_server.etc()), strict=True))
 
 
 @pytest.mark.parametrize("name", [n for n in TARGETED if n not in ("usage", "operand")])
@@ -77,8 +145,10 @@ def test_checks_the_reference_lacks(targeted):
     assert targeted["fixtures"]["ours"]["rc"] == 1  # an error was found
     assert "hosts.allow, line 3: warning: client list is empty or ends in EXCEPT" in stderr  # sshguard's
     junk = targeted["crlf and junk"]["ours"]["stderr"]
-    assert "hosts.allow, line 3: error: tcpd stops reading hosts.allow here: no rule from here on grants anything" \
+    # tcpd stops at line 2 (its NUL glues the 3000 x's on): said there, and not again for the lines after it
+    assert "hosts.allow, line 2: error: tcpd stops reading hosts.allow here: no rule from here on grants anything" \
         in junk
+    assert junk.count("error: tcpd stops reading") == 2  # that one, and the rule without ":" on line 2 before it
     assert "hosts.deny, line 2: warning: never used: hosts.deny, line 1 matches every client of ALL first" in junk
     assert targeted["inetd.conf"]["ours"]["rc"] == 0
 
@@ -98,9 +168,10 @@ def test_duplicates_shadowing_and_name_notes():
     assert result["ours"]["rc"] == 0
 
 
-def test_no_dns_resolves_nothing_and_json_is_machine_readable():
+def test_no_dns_resolves_nothing_and_json_is_machine_readable(name_server):
     files = {"hosts.allow": "sshd: nosuch.example.com 10.0.0.1 good\nsshd: ALL: bogus\n"}
-    plain, as_json = run_cases([case(files, "-d", "--no-dns"), case(files, "-d", "--json")], reference=False)
+    plain, as_json = run_cases([case(files, "-d", "--no-dns"), case(files, "-d", "--json")], etc=name_server.etc(),
+                               reference=False)
     assert "host not found" not in plain["ours"]["stderr"] and "lookup failed" not in plain["ours"]["stderr"]
     assert 'hosts.allow, line 2: error: bad option name: "bogus"' in plain["ours"]["stderr"]
     assert plain["ours"]["rc"] == as_json["ours"]["rc"] == 1
@@ -142,10 +213,110 @@ def test_xinetd_configuration():
     assert "tcpdmatch: warning: ftp: service possibly not wrapped" in match["ours"]["stderr"]
 
 
-def test_option_lines_only_with_v():
+def test_option_lines_only_with_v(name_server):
     files = {"hosts.allow": "sshd: ALL: spawn echo %a : allow\n"}
-    quiet, verbose = run_cases([case(files, "-d"), case(files, "-d", "-v")])
+    quiet, verbose = run_cases([case(files, "-d"), case(files, "-d", "-v")], etc=name_server.etc())
     assert "option:" not in quiet["ours"]["stderr"]
     assert "hosts.allow, line 1: option: spawn echo client_addr" in verbose["ours"]["stderr"]
     for result in (quiet, verbose):
         assert differences(result, program="tcpdchk") == []
+
+
+def unused_loopback() -> str:
+    """A loopback address where nothing listens on port 53: DNS sent there is refused at once. (127.0.2.x:
+    NameServer and tests/dns_fixtures.py's servers live in 127.0.0.x.)"""
+    for last in random.Random().sample(range(1, 255), 254):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((f"127.0.2.{last}", 53))
+            except OSError:
+                continue
+        return f"127.0.2.{last}"
+    raise RuntimeError("no free loopback address")
+
+
+SKIPPED_ALLOW = ("error: tcpd stops reading this line and skips it: without a \":\" it is no rule, so it never "
+                 "grants anything")
+SKIPPED_DENY = SKIPPED_ALLOW.replace("grants", "denies")
+
+
+def test_a_line_tcpd_skips_is_an_error(name_server):
+    """Issue 12, item 8: a hosts.allow whose only line was `in.fingerd  127.0.0.1` got a warning and exit 0,
+    so `tcpdchk -d && install` deployed it and tcpd denied the service. What tcpd skips is an error: a line
+    without ":", the rest of a table after a line without newline or over 2046 characters, a table it cannot
+    open. Debian's words stay as they are; each error names the file and line."""
+    tables = [{"hosts.allow": "in.fingerd  127.0.0.1\n"},
+              {"hosts.deny": "ALL: 10.0.0.1\nALL 10.0.0.2\n"},
+              {"hosts.deny": "ALL: 10.0.0.1"},
+              {"hosts.allow": "sshd: " + "x" * 3000 + "\n"},  # its rest is read as a line without ":" too
+              {"hosts.allow": None, "hosts.deny": "ALL: 10.0.0.1\n"}]  # a symbolic link to itself
+    only, deny, unterminated, overlong, unreadable = run_cases([case(t, "-d") for t in tables],
+                                                               etc=name_server.etc())
+    assert only["ours"]["stderr"] == ('hosts.allow, line 1: warning: missing ":" separator\n'
+                                      f"hosts.allow, line 1: {SKIPPED_ALLOW}\n")
+    assert f"hosts.deny, line 2: {SKIPPED_DENY}\n" in deny["ours"]["stderr"]
+    assert ("hosts.deny, line 0: error: tcpd stops reading hosts.deny here: every client that hosts.allow does not "
+            "grant is denied") in unterminated["ours"]["stderr"]
+    assert 'hosts.allow, line 1: warning: missing ":" separator' in overlong["ours"]["stderr"]
+    assert overlong["ours"]["stderr"].count("error:") == 1  # tcpd never reads the rest: said once, at line 0
+    for result in (only, deny, unterminated, overlong):
+        assert result["ours"]["rc"] == 1
+        assert differences(result, program="tcpdchk") == []  # Debian's lines, in order; only errors added
+    assert unreadable["ours"]["rc"] == 1
+    assert unreadable["ours"]["stderr"].startswith(
+        "tcpdchk: warning: cannot open hosts.allow: Too many levels of symbolic links\n"
+        "tcpdchk: error: tcpd ignores hosts.allow when it cannot open it: no rule in it grants anything\n")
+    assert {"pri": 11, "ident": "tcpdchk", "text": "warning: cannot open hosts.allow: Too many levels of symbolic "
+            "links"} in unreadable["reference"]["log"]
+
+
+def test_unreachable_dns_is_said_once_and_the_real_findings_stay():
+    """Issue 12, item 9: with DNS unreachable, a 5,004-line deny list gave two stderr lines per address
+    (`DNS lookup failed`, `->name lookup failed`), 10,032 in all, and the real findings drowned. Now one
+    line says from where name checks were skipped and why; DNS is not asked again; findings that need no
+    DNS (/etc/hosts, syntax, options) stay, in Debian's words, while Debian's repeats the failure."""
+    addresses = [f"ALL: 10.{i // 250}.{i % 250}.{1 + i % 200}" for i in range(5000)]
+    deny = "\n".join([*addresses, "sshd: x.example.com", "in.ftpd 10.1.1.1", "sshd: 10.0.0.0/33",
+                      "ALL: ALL: bogus"]) + "\n"
+    server = unused_loopback()
+    (result,) = run_cases([case({"hosts.deny": deny}, "-d")], case_timeout=300,
+                          etc={"resolv.conf": f"nameserver {server}\noptions timeout:1 attempts:1\n"})
+    lines = result["ours"]["stderr"].splitlines()
+    assert [line for line in lines if "DNS" in line] == [
+        "hosts.deny, line 5001: note: x.example.com: tcpd looks up the client's host name (DNS) for every "
+        "connection this rule sees",
+        f"tcpdchk: warning: name checks skipped from hosts.deny, line 1 on (5000 names and addresses): DNS failed (PTR 1.0.0.10.in-addr.arpa: "
+        f"{server}: Connection refused)"]
+    for finding in ("hosts.deny, line 5001: warning: x.example.com: hostname alias",  # from /etc/hosts
+                    'hosts.deny, line 5002: warning: missing ":" separator',
+                    "hosts.deny, line 5003: warning: 10.0.0.0/33: bad net/mask pattern",
+                    'hosts.deny, line 5004: error: bad option name: "bogus"'):
+        assert finding in lines
+    assert len(lines) < 20 and result["ours"]["rc"] == 1
+    ours = [e for e in without_extras(our_diagnostics(result["ours"])) if e[0] == "log"]
+    reference = iter(reference_diagnostics(result["reference"]))
+    assert all(entry in reference for entry in ours)  # Debian's words, in Debian's order
+    assert len(result["reference"]["log"]) > 5000  # Debian's says it per address
+
+
+@pytest.mark.parametrize("failing", ["a.servfail.test", "a.silent.test"])
+def test_dns_failure_ends_name_checks_but_nxdomain_is_an_answer(name_server, failing):
+    """A SERVFAIL or a silent server stops DNS for the rest of the run (nothing more is asked); NXDOMAIN is an
+    answer: `host not found` and `->name lookup failed` from it are real findings and stay."""
+    allow = (f"sshd: nosuch.example.org 10.0.0.77\nsshd: {failing}\nsshd: 10.0.0.78 nosuch2.example.org "
+             "x.example.com\n")
+    asked_before = len(name_server.questions)
+    (result,) = run_cases([case({"hosts.allow": allow}, "-d")], etc=name_server.etc(), reference=False)
+    asked = name_server.questions[asked_before:]
+    lines = result["ours"]["stderr"].splitlines()
+    reason = "answered SERVFAIL" if "servfail" in failing else "did not answer"
+    assert [line for line in lines if "warning" in line] == [
+        "hosts.allow, line 1: warning: nosuch.example.org: host not found",
+        "hosts.allow, line 1: warning: host address 10.0.0.77->name lookup failed",
+        "hosts.allow, line 3: warning: x.example.com: hostname alias",
+        "hosts.allow, line 3: warning: (official name: y.example.com)",
+        "hosts.allow, line 3: warning: host name/name mismatch: x.example.com != y.example.com",
+        f"tcpdchk: warning: name checks skipped from hosts.allow, line 2 on (3 names and addresses): DNS failed (AAAA {failing}: "
+        f"{name_server.address} {reason})"]
+    assert asked[-1] == failing + "." and "78.0.0.10.in-addr.arpa." not in asked
+    assert result["ours"]["rc"] == 0

@@ -5,8 +5,11 @@ Usage: tcpdchk [-a] [-d] [-i inet_conf] [-v] [--no-dns] [--json]
 Contract: every check Debian's tcpdchk makes, worded as it words them, and the same stdout with -v
 (`>>> Rule hosts.allow line N:` blocks). Unlike Debian's, whose warnings go to syslog only, findings go to
 stderr as `FILE, line N: warning: ...` (or `error:`), and the exit status is 1 when an error was found (0
-otherwise, 2 for usage), so config management and CI can gate on it. Checks the reference lacks (see
---help) are additional lines; options are checked but never change this process.
+otherwise, 2 for usage), so config management and CI can gate on it. Whatever tcpd would skip (a line
+without ":", the rest of a table after a line without newline or over 2046 characters, a table it cannot
+open) is an error, on a line of its own after Debian's warning. Checks the reference lacks (see --help) are
+additional lines; options are checked but never change this process. A DNS failure is said once, and DNS
+is not asked again in that run.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ pywrap's tcpdchk also takes:
 \t--json:   print the findings and the rules as JSON on stdout, nothing on stderr
 
 Findings go to stderr as "FILE, line N: warning: ..." (or error: / note:); the exit status is 1 when an
-error was found. Besides Debian's checks, it reports, each from a real failure seen in the field:
+error was found: a line tcpd skips (no ":") or a table it stops reading or cannot open is one. Besides
+Debian's checks, it reports, each from a real failure seen in the field:
 \t- IPv6 addresses without [brackets] (fail2ban, DenyHosts and Wazuh wrote "ALL: 2001:db8::1", which tcpd
 \t  reads as client "2001" plus options, so the address is never blocked)
 \t- a line without a final newline or longer than 2046 characters: tcpd ignores the rest of the file,
@@ -46,7 +50,8 @@ error was found. Besides Debian's checks, it reports, each from a real failure s
 \t- rules that can never match because an earlier rule always matches first, and exact duplicates
 \t  (rule sets grown by hand or by scripts)
 \t- name patterns that make tcpd look up the client's host name for every connection that reaches them
-\t- name checks are bounded in time (a busy resolver made Debian's tcpdchk take minutes)
+\t- name checks are bounded in time (a busy resolver made Debian's tcpdchk take minutes), and the first
+\t  DNS failure (timeout, unreachable, SERVFAIL) ends them with one warning instead of two per address
 """
 
 # Debian's list of programs that link libwrap themselves (so need not appear in inetd.conf)
@@ -74,9 +79,9 @@ class TcpdChk:
         self.rules: list[dict] = []
         self.seen: dict[tuple, tuple[str, int]] = {}        # rule text -> first place (duplicates)
         self.catch_all: list[tuple[str, int, tuple[str, ...]]] = []  # earlier rules that always match
+        self.tcpd_stopped = False  # tcpd reads no further in the current table (an incomplete line came)
 
     def run(self) -> int:
-        from pywrap.resolver import Resolver
         from pywrap.rulecheck import RuleChecker
 
         allow, deny = table_paths(bool(self.options.get("d")))
@@ -89,15 +94,11 @@ class TcpdChk:
         for name in DEBIAN_WRAPPED:
             conf.set(name, Wrap.WRAPPED)
         check_tables(self.diag, allow, deny)
-        self.checker = RuleChecker(self.diag, conf, Resolver(report=self.diag.warning),
-                                   check_names=not self.options.get("no-dns"))
+        self.checker = RuleChecker(self.diag, conf, check_names=not self.options.get("no-dns"))
         self.inetconf: InetConf = conf
         self.table(allow, granted=True)
         self.table(deny, granted=False)
-        if self.checker.skipped_names:
-            skipped, budget = self.checker.skipped_names, self.checker.budget
-            self.diag.warning(f"name checks stopped after {budget:g} s: {skipped} more names and addresses "
-                              "were not resolved (--no-dns skips them all)")
+        self.checker.summary()
         return 0
 
     def table(self, path: str, granted: bool) -> None:
@@ -107,19 +108,42 @@ class TcpdChk:
         if table.missing:
             return
         if table.data is None:
-            self.diag.warning(f"cannot open {path}: {table.error}")
+            self.unreadable(path, table.error or "", granted)
             return
+        self.tcpd_stopped = False
         for logical in logical_lines(table.data):
             with self.diag.in_context(path, logical.line):
                 if not logical.complete:
-                    self.diag.warning("missing newline or line too long")
-                    self.diag.error(f"tcpd stops reading {path} here: " + (
-                        "no rule from here on grants anything" if granted else
-                        "every client that hosts.allow does not grant is denied"))
-                    continue
-                if is_skipped(logical.text):
-                    continue
-                self.rule(path, logical.line, logical.text, granted)
+                    self.incomplete(path, granted)
+                elif not is_skipped(logical.text):
+                    self.rule(path, logical.line, logical.text, granted)
+
+    # what tcpd skips: Debian's warning, then an error (issue 12, item 8: a lost rule must fail the check)
+    def unreadable(self, path: str, error: str, granted: bool) -> None:
+        self.diag.warning(f"cannot open {path}: {error}")
+        if granted:
+            self.diag.error(f"tcpd ignores {path} when it cannot open it: no rule in it grants anything")
+        else:
+            self.diag.error("tcpd denies every client that hosts.allow does not grant when it cannot open "
+                            f"{path}")
+
+    def incomplete(self, path: str, granted: bool) -> None:
+        """A line without newline or over 2046 characters: tcpd reads the table no further (tcpdchk goes on,
+        as Debian's does, but the lost lines are said to be lost only here, once)."""
+        self.diag.warning("missing newline or line too long")
+        if not self.tcpd_stopped:
+            self.diag.error(f"tcpd stops reading {path} here: " + (
+                "no rule from here on grants anything" if granted else
+                "every client that hosts.allow does not grant is denied"))
+        self.tcpd_stopped = True
+
+    def no_separator(self, granted: bool) -> None:
+        self.diag.warning('missing ":" separator')
+        if not self.tcpd_stopped:  # past an incomplete line tcpd reads nothing, and that error was given
+            # worded "tcpd stops reading ..." as the error above: tests/compare.py knows it as one of ours
+            effect = "grants" if granted else "denies"
+            self.diag.error('tcpd stops reading this line and skips it: without a ":" it is no rule, so it '
+                            f"never {effect} anything")
 
     def rule(self, path: str, line: int, text: str, default_granted: bool) -> None:
         fields = plain_fields(text)
@@ -128,7 +152,7 @@ class TcpdChk:
 
             fields = split_fields(text)
         if fields is None:
-            self.diag.warning('missing ":" separator')
+            self.no_separator(default_granted)
             return
         daemons, clients, option_text = fields
         self.checker.daemon_list(daemons)
