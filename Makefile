@@ -123,6 +123,9 @@ install: $(PIP_STAMP) $(LAUNCHER) ## install into $(DESTDIR)$(PREFIX) (needs onl
 	install -m 755 $(LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd"
 	for page in $(MAN5); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man5/$$page"; done
 	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
+	if [ -n "$(CACHE_DIR)" ]; then \
+	  install -d -m 755 "$(DESTDIR)$(CACHE_DIR)" && install -d -m 1733 "$(DESTDIR)$(CACHE_DIR)/users"; \
+	fi
 
 # Exactly what install wrote: the library directory, the programs, the manual pages. Directories that
 # may have existed before (sbin, share/man/man8, ...) stay.

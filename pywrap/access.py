@@ -81,7 +81,7 @@ def load_table(path: str, diag: Diagnostics, use_cache: bool = True) -> tuple[st
                 chunks.append(chunk)
             entries = parsed_table(b"".join(chunks), path)
             if entries:
-                tablecache.store_entries(path, fd, entries)
+                tablecache.store_entries(path, fd, entries, diag.warning)
         return "ok", entries
     except OSError as e:
         return f"error: {os.strerror(e.errno or 0)}", ()

@@ -5,11 +5,20 @@ them for exactly this file state, else None; `store_entries(path, fd, entries)` 
 is (device, inode, size, mtime_ns, ctime_ns) of the open file: any write changes ctime, so an edit is seen by
 the next connection even within the same second and at the same size. The cache is plain data (marshal of
 tuples, strings, numbers, booleans and None only — never pickle — checked type by type on load), written
-atomically (temp file + rename, safe under many concurrent tcpd processes), and used only when the file
-and its directory are owned by root or the running user, writable by neither group nor others, and not
-symbolic links. Anything odd about it (corrupt, truncated, foreign, a hostile or unwritable directory) means
-a miss and the slow path, with `note` told why; it can never change a verdict. Its location is the
-CACHE_DIR build setting; "" turns it off.
+atomically (temp file + rename, safe under many concurrent tcpd processes), no more readable than the
+table itself.
+
+Whose caches a process trusts: only those it or root wrote. CACHE_DIR (root-owned, 0755) holds root's
+caches; root reads and writes only there. A process of another uid reads root's cache of a table when it
+is fresh (root cannot be an attacker), and otherwise reads and writes its own in CACHE_DIR/users/<uid>:
+CACHE_DIR/users is root-owned and sticky (1733, like /tmp), and <uid> (0700) is made by that uid on first
+use and trusted only if it is a real directory owned by the uid and writable by nobody else, so no user can
+plant or read another's. (A CACHE_DIR owned by the user itself, a private install, is its own and used
+directly.) Directories and files are opened without following symbolic links and checked on what was
+opened, and a cache file must be owned by root or the running user and writable by neither group nor
+others. Anything odd (corrupt, truncated, foreign, a hostile, missing, read-only or full directory) means a
+miss and the slow path, with `note` told why once per process; it can never change a verdict. Its location
+is the CACHE_DIR build setting; "" turns it off.
 """
 
 from __future__ import annotations
@@ -30,11 +39,13 @@ FORMAT = 6
 MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
+def _cache_name(path: str) -> str:
+    return os.path.abspath(path).replace("%", "%25").replace("/", "%2F") + ".tables"
+
+
 def _cache_file(path: str) -> str | None:
-    if not settings.CACHE_DIR:
-        return None
-    name = os.path.abspath(path).replace("%", "%25").replace("/", "%2F")
-    return os.path.join(settings.CACHE_DIR, name + ".tables")
+    """Where the cache of `path` is in CACHE_DIR itself (root's, or a user's own install)."""
+    return os.path.join(settings.CACHE_DIR, _cache_name(path)) if settings.CACHE_DIR else None
 
 
 def _state(fd: int) -> tuple[int, int, int, int, int]:
@@ -102,32 +113,119 @@ def _int(value) -> int:
     return value
 
 
-# the cache file -------------------------------------------------------------------------------------
+# the cache directories ------------------------------------------------------------------------------
+USERS = "users"  # CACHE_DIR/users/<uid>: the caches of processes not run as root
+# O_PATH: CACHE_DIR/users (1733) may be searched but not read by the users whose directories it holds
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_said: set = set()  # (pid, text) of what was logged: each problem once per process, not per table or call
+
+
+def _say(note, text: str) -> None:
+    if note is not None and (key := (os.getpid(), text)) not in _said:
+        _said.add(key)
+        note(text)
+
+
 def _trusted(st: os.stat_result) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
 
 
-def _directory_problem(create: bool = False) -> str | None:
-    """Why CACHE_DIR must not be used ("missing", or a sentence for the log), or None. It must be a real
-    directory (not a symlink: whoever can point it elsewhere chooses what tcpd reads), owned by root or this
-    user and writable by nobody else (or others could swap files in it). Checked on every use (one lstat),
-    so a long-lived library process notices a change too; `create` makes a missing one first."""
+def _open_dir(name: str, where: str, note, dir_fd: int | None = None,
+              quiet_if_missing: bool = True) -> int | None:
+    """A directory opened without following a symbolic link (so what is checked is what is used, and
+    nobody can swap it between the check and the use), or None with the reason said."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not quiet_if_missing:
+            _say(note, f"{where}: missing (make install creates it); cache not used")
+    except NotADirectoryError:
+        try:
+            link = stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+        except OSError:
+            link = False
+        _say(note, f"{where}: {'is a symbolic link' if link else 'not a directory'}; cache not used")
+    except OSError as e:
+        _say(note, f"{where}: {os.strerror(e.errno or 0)}; cache not used")
+    return None
+
+
+def _top(note, create: bool) -> tuple[int, bool] | None:
+    """(CACHE_DIR opened, whether it is this process's own), or None. It must be a real directory owned by
+    root or this user and writable by nobody else (or others could swap files in it). `create` makes a
+    missing one first (CACHE_DIR/users is make install's to create). Opened on every use, so that a
+    long-lived library process notices a change too."""
     directory = settings.CACHE_DIR
-    if create:
+    if create and not os.path.lexists(directory):
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
-        except OSError:
-            pass
+        except OSError as e:
+            _say(note, f"{directory}: missing, and cannot be created: {os.strerror(e.errno or 0)}; "
+                       "cache not used")
+            return None
+    fd = _open_dir(directory, directory, note)
+    if fd is None:
+        return None
+    st = os.fstat(fd)
+    if not _trusted(st):
+        os.close(fd)
+        _say(note, f"{directory}: not a directory owned by root or this user and writable only by it; "
+                   "cache not used")
+        return None
+    return fd, st.st_uid == os.geteuid()
+
+
+def _own_dir(top: int, note, create: bool) -> tuple[int, str] | None:
+    """CACHE_DIR/users/<uid> of this (non-root) process, opened, with its name for the log; created (0700)
+    on first use when `create`. CACHE_DIR/users must be root's, and sticky if others may write to it; the
+    uid's directory must be a real directory owned by the uid and writable only by it: anything another
+    user planted there is refused, and said so."""
+    base = f"{settings.CACHE_DIR}/{USERS}"
+    users = _open_dir(USERS, base, note, top, quiet_if_missing=not create)
+    if users is None:
+        return None
     try:
-        st = os.lstat(directory)
-    except OSError:
-        return "missing"
-    if stat.S_ISLNK(st.st_mode):
-        return f"{directory}: is a symbolic link; cache not used"
-    if not stat.S_ISDIR(st.st_mode) or not _trusted(st):
-        return (f"{directory}: not a directory owned by root or this user and writable only by it; "
-                "cache not used")
-    return None
+        st = os.fstat(users)
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+            _say(note, f"{base}: not a directory owned by root, sticky if others may write to it; "
+                       "cache not used")
+            return None
+        uid = str(os.geteuid())
+        where = f"{base}/{uid}"
+        if create:
+            try:
+                os.mkdir(uid, 0o700, dir_fd=users)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                _say(note, f"{where}: cannot create it: {os.strerror(e.errno or 0)}; cache not used")
+                return None
+        fd = _open_dir(uid, where, note, users)
+        if fd is None:
+            return None
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            os.close(fd)
+            _say(note, f"{where}: not a directory owned by this user and writable only by it; cache not used")
+            return None
+        return fd, where
+    finally:
+        os.close(users)
+
+
+def _write_dir(note) -> tuple[int, str] | None:
+    """Where this process keeps its caches (opened), with its name for the log: CACHE_DIR when it is this
+    process's own (root's, or a user's own install), else CACHE_DIR/users/<uid>."""
+    top = _top(note, create=True)
+    if top is None:
+        return None
+    fd, own = top
+    if own:
+        return fd, settings.CACHE_DIR
+    try:
+        return _own_dir(fd, note, create=True)
+    finally:
+        os.close(fd)
 
 
 PREFIX = struct.Struct("<8sQQI")  # file tag, where the marshalled header starts, its length, its CRC-32
@@ -194,29 +292,46 @@ class CheckedU32:
 
 
 def cached_entries(path: str, fd: int, note=None) -> tuple | None:
+    """The entries cached for exactly this state of the open table `fd`, or None. Root reads only CACHE_DIR
+    (root's own caches); another user reads root's cache there when it is fresh, else its own in
+    CACHE_DIR/users/<uid> (or CACHE_DIR itself, when that is the user's own)."""
+    if not settings.CACHE_DIR:
+        return None
+    name = _cache_name(path)
+    top = _top(note, create=False)
+    if top is None:
+        return None
+    top_fd, own = top
+    try:
+        entries = _read(top_fd, f"{settings.CACHE_DIR}/{name}", name, path, fd, note)
+        if entries is not None or own:
+            return entries
+        mine = _own_dir(top_fd, note, create=False)  # root's was missing or stale
+    finally:
+        os.close(top_fd)
+    if mine is None:
+        return None
+    try:
+        return _read(mine[0], f"{mine[1]}/{name}", name, path, fd, note)
+    finally:
+        os.close(mine[0])
+
+
+def _read(dir_fd: int, cache: str, name: str, path: str, fd: int, note) -> tuple | None:
     """The file: PREFIX, the blobs (uint32 arrays and word keys of indexed runs) at 8-byte boundaries,
     then the marshalled header (magic, file state, path, entries, blob table). Blobs are memory-mapped, not
     read; every blob that can decide a verdict is checked against its CRC-32s as it is read."""
-    cache = _cache_file(path)
-    if cache is None:
-        return None
-    problem = _directory_problem()
-    if problem is not None:
-        if note and problem != "missing":
-            note(problem)
-        return None
     try:
         # O_NOFOLLOW: a symlink planted as the cache file is never followed
-        f = os.fdopen(os.open(cache, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
+        f = os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd), "rb")
     except OSError as e:
-        if note and e.errno == errno.ELOOP:
-            note(f"{cache}: is a symbolic link; not used")
-        return None
+        if e.errno == errno.ELOOP:
+            _say(note, f"{cache}: is a symbolic link; not used")
+        return None  # none yet, or root's, kept from users who may not read the table
     try:
         st = os.fstat(f.fileno())
         if not _trusted(st):
-            if note:
-                note(f"{cache}: not owned by root or this user, or writable by others; not used")
+            _say(note, f"{cache}: not owned by root or this user, or writable by others; not used")
             return None
         try:
             tag, start, length, checksum = PREFIX.unpack(f.read(PREFIX.size))
@@ -240,8 +355,7 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
                     blobs.append(CheckedBlob(mapped[offset:offset + size], crcs))
             return from_data(data, blobs)
         except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
-            if note:
-                note(f"{cache}: unreadable cache, parsing {path} instead")
+            _say(note, f"{cache}: unreadable cache, parsing {path} instead")
             return None
     finally:
         f.close()
@@ -253,18 +367,23 @@ def parse_turn(path: str, fd: int, note=None) -> tuple[tuple | None, int | None]
     otherwise parse it too). Returns (entries, None) when another process stored them while this one
     waited; (None, lock) when it is this process's turn: parse, store_entries, then end_turn(lock); and
     (None, None) when there is no lock to take (no usable cache directory) or PARSE_WAIT ran out: parse
-    without one. The lock is flock(2) on a file beside the cache file, released by the kernel if its
-    holder dies."""
-    cache = _cache_file(path)
-    if cache is None or _directory_problem(create=True) is not None:
+    without one. The lock is flock(2) on a file beside this process's cache file (so only processes of
+    one user wait for each other), released by the kernel if its holder dies."""
+    if not settings.CACHE_DIR:
+        return None, None
+    place = _write_dir(note)
+    if place is None:
         return None, None
     import fcntl
     import time
 
     try:
-        lock = os.open(cache + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        lock = os.open(_cache_name(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       0o600, dir_fd=place[0])
     except OSError:
-        return None, None
+        return None, None  # store_entries says why
+    finally:
+        os.close(place[0])
     deadline = time.monotonic() + settings.PARSE_WAIT
     while True:
         try:
@@ -273,8 +392,7 @@ def parse_turn(path: str, fd: int, note=None) -> tuple[tuple | None, int | None]
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(lock)
-                if note:
-                    note(f"{path}: waited {settings.PARSE_WAIT} s for another process to parse it; parsing")
+                _say(note, f"{path}: waited {settings.PARSE_WAIT} s for another process to parse it; parsing")
                 return None, None
             time.sleep(0.02)
         except OSError:
@@ -291,13 +409,19 @@ def end_turn(lock: int) -> None:
     os.close(lock)  # closing the last descriptor releases the flock
 
 
-def store_entries(path: str, fd: int, entries) -> None:
-    cache = _cache_file(path)
-    if cache is None:
+def store_entries(path: str, fd: int, entries, note=None) -> None:
+    """Record `entries` as the parse of the open table `fd`, in this process's own cache directory
+    (written to a temporary file, then renamed over the old one). A cache directory that cannot be used or
+    written (missing, read-only, full, someone else's) is said once per process; the entries are
+    returned to the caller all the same."""
+    if not settings.CACHE_DIR:
         return
-    if _directory_problem(create=True) is not None:
+    place = _write_dir(note)
+    if place is None:
         return
-    tmp = f"{cache}.{os.getpid()}.tmp"
+    directory, where = place
+    name = _cache_name(path)
+    tmp = f"{name}.{os.getpid()}.tmp"
     try:
         blobs: list[bytes] = []
         data = to_data(entries, blobs)
@@ -307,7 +431,10 @@ def store_entries(path: str, fd: int, entries) -> None:
             table.append((position, len(blob), crcs))
             position = _aligned(position + len(blob))
         header = marshal.dumps((MAGIC, _state(fd), path, data, tuple(table)))
-        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        # as readable as the table: a table others may not read is not shown to them through its cache
+        mode = 0o644 if os.fstat(fd).st_mode & stat.S_IROTH else 0o600
+        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                         dir_fd=directory)
         try:
             written = PREFIX.size
             _write_all(fd_out, PREFIX.pack(TAG, position, len(header), zlib.crc32(header)))
@@ -317,12 +444,17 @@ def store_entries(path: str, fd: int, entries) -> None:
             _write_all(fd_out, b"\0" * (position - written) + header)
         finally:
             os.close(fd_out)
-        os.replace(tmp, cache)
-    except (OSError, ValueError):
+        os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
+    except (OSError, ValueError) as e:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=directory)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            _say(note, f"{where}: cannot store parsed tables: {os.strerror(e.errno or 0)}; "
+                       "they are parsed on every connection")
+    finally:
+        os.close(directory)
 
 
 def _aligned(offset: int) -> int:

@@ -21,6 +21,7 @@ RULES = b"sshd: 10.0.0.1 EXCEPT 10.0.0.2 : spawn echo %a\nALL: .example.com\n"
 def cache(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "CACHE_DIR", str(tmp_path / "cache"))
     access.parsed_table.cache_clear()
+    tablecache._said.clear()  # each test is a fresh process as far as "said once per process" goes
     return tmp_path
 
 
@@ -316,14 +317,15 @@ def _a_file(directory):
 @pytest.mark.parametrize("make", [_world_writable, _group_writable, _foreign_owner, _symlinked, _a_file])
 def test_a_hostile_cache_directory_is_never_used(cache, monkeypatch, make):
     """A cache directory someone else could write to, or point elsewhere, is neither read nor written: every
-    connection parses, and says why in the log."""
+    connection parses, and says why in the log, once per process (not once per table or call)."""
     make(cache / "cache")
     table = cache / "hosts.allow"
     table.write_bytes(RULES)
     calls = counting_parser(monkeypatch)
     first, second = load(table), load(table)
     assert calls == [str(table)] * 2 and first[1] == second[1] and len(first[1]) == 2
-    assert all(any("cache not used" in text for _, _, text in records) for records in (first[2], second[2]))
+    said = [text for _, _, text in first[2] + second[2]]
+    assert len(said) == 1 and "cache not used" in said[0]
     for directory in (cache / "cache", cache / "elsewhere"):
         assert not directory.is_dir() or os.listdir(directory) == []
 
@@ -373,3 +375,137 @@ def test_many_processes_at_once(cache):
     assert all(r == [("10.0.0.1",)] * 5 for r in results)
     assert [n for n in os.listdir(cache / "cache") if n.endswith(".tmp")] == []
     assert tablecache.cached_entries(str(table), os.open(table, os.O_RDONLY)) is not None
+
+
+# other users than root: their own caches in CACHE_DIR/users/<uid> -----------------------------------------
+@pytest.fixture
+def shared(tmp_path, monkeypatch):
+    """A CACHE_DIR laid out as make install lays it out, in a directory nobody may enter, and a table."""
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="pywrap-tablecache-")
+    os.chmod(base, 0o755)
+    cache_dir = os.path.join(base, "cache")
+    os.mkdir(cache_dir, 0o755)
+    os.mkdir(os.path.join(cache_dir, "users"))
+    os.chmod(os.path.join(cache_dir, "users"), 0o1733)
+    table = os.path.join(base, "hosts.allow")
+    with open(table, "wb") as f:
+        f.write(RULES)
+    os.chmod(table, 0o644)
+    monkeypatch.setattr(settings, "CACHE_DIR", cache_dir)
+    access.parsed_table.cache_clear()
+    tablecache._said.clear()
+    yield base
+    import shutil
+
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _loads_as_nobody(table: str, times: int = 2) -> tuple[int, list[str]]:
+    """In a child process run as nobody: load `table` `times` times; (parses, what was said)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+            calls = []
+            real = access.parsed_table.__wrapped__
+
+            def parse(data, path):
+                calls.append(path)
+                return real(data, path)
+
+            access.parsed_table = parse
+            said = []
+            for _ in range(times):
+                status_, entries, records = load(table)
+                assert status_ == "ok" and len(entries) == 2
+                said += [text for _, _, text in records]
+            os.write(write, marshal.dumps((len(calls), said)))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    return marshal.loads(data)
+
+
+def test_a_nobody_process_keeps_its_own_cache(shared):
+    table = os.path.join(shared, "hosts.allow")
+    assert _loads_as_nobody(table) == (1, [])
+    own = os.path.join(shared, "cache", "users", str(NOBODY))
+    assert os.stat(own).st_uid == NOBODY and oct(os.stat(own).st_mode & 0o7777) == "0o700"
+    (cache_file,) = os.listdir(own)
+    assert os.stat(os.path.join(own, cache_file)).st_uid == NOBODY
+    assert os.listdir(os.path.join(shared, "cache")) == ["users"]  # root's directory: untouched
+
+
+def test_a_user_whose_own_cache_directory_it_is_uses_it_directly(shared):
+    """A private install (CACHE_DIR of the user's own): no users/ needed."""
+    cache_dir = os.path.join(shared, "cache")
+    os.rmdir(os.path.join(cache_dir, "users"))
+    os.chown(cache_dir, NOBODY, NOBODY)
+    assert _loads_as_nobody(os.path.join(shared, "hosts.allow")) == (1, [])
+    assert [n.endswith(".tables") for n in os.listdir(cache_dir)] == [True]
+
+
+def _users_of_nobody(users):
+    os.chown(users, NOBODY, NOBODY)
+
+
+def _users_writable_not_sticky(users):
+    os.chmod(users, 0o733)
+
+
+def _users_a_link(users):
+    os.rmdir(users)
+    os.symlink("/tmp", users)
+
+
+def _users_missing(users):
+    os.rmdir(users)
+
+
+def _uid_dir_of_another(users):
+    os.mkdir(os.path.join(users, str(NOBODY)), 0o700)  # made by root, not by nobody
+
+
+def _uid_dir_writable_by_others(users):
+    own = os.path.join(users, str(NOBODY))
+    os.mkdir(own)
+    os.chown(own, NOBODY, NOBODY)
+    os.chmod(own, 0o777)
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (_users_of_nobody, "users: not a directory owned by root, sticky if others may write to it; cache not used"),
+    (_users_writable_not_sticky,
+     "users: not a directory owned by root, sticky if others may write to it; cache not used"),
+    (_users_a_link, "users: is a symbolic link; cache not used"),
+    (_users_missing, "users: missing (make install creates it); cache not used"),
+    (_uid_dir_of_another,
+     "users/65534: not a directory owned by this user and writable only by it; cache not used"),
+    (_uid_dir_writable_by_others,
+     "users/65534: not a directory owned by this user and writable only by it; cache not used"),
+])
+def test_a_users_directory_that_cannot_be_trusted_is_refused_once_per_process(shared, make, said):
+    make(os.path.join(shared, "cache", "users"))
+    parses, texts = _loads_as_nobody(os.path.join(shared, "hosts.allow"), times=3)
+    assert parses == 3 and texts == [f"{shared}/cache/{said}"]
+
+
+def test_a_cache_is_no_more_readable_than_its_table(cache):
+    for mode, expected in ((0o644, 0o644), (0o640, 0o600), (0o600, 0o600)):
+        table = cache / f"hosts.{mode:o}"
+        table.write_bytes(RULES)
+        os.chmod(table, mode)
+        load(table)
+        assert os.stat(tablecache._cache_file(str(table))).st_mode & 0o777 == expected
