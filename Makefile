@@ -127,12 +127,18 @@ install: $(PIP_STAMP) $(LAUNCHER) ## install into $(DESTDIR)$(PREFIX) (needs onl
 	  install -d -m 755 "$(DESTDIR)$(CACHE_DIR)" && install -d -m 1733 "$(DESTDIR)$(CACHE_DIR)/users"; \
 	fi
 
-# Exactly what install wrote: the library directory, the programs, the manual pages. Directories that
-# may have existed before (sbin, share/man/man8, ...) stay.
-uninstall: ## remove what make install wrote under $(DESTDIR)$(PREFIX)
+# Exactly what install wrote: the library directory, the programs, the manual pages, the cache directories
+# with the caches tcpd wrote there (only its own files: CACHE_DIR itself goes only when that leaves it
+# empty). Directories that may have existed before (sbin, share/man/man8, ...) stay.
+uninstall: ## remove what make install wrote (same settings), and tcpd's table caches
 	rm -rf "$(DESTDIR)$(LIBDIR)"
 	rm -f "$(DESTDIR)$(SBINDIR)/tcpd" $(foreach p,$(PROGRAMS),"$(DESTDIR)$(SBINDIR)/$(p)")
 	rm -f $(foreach p,$(MAN5),"$(DESTDIR)$(MANDIR)/man5/$(p)") $(foreach p,$(MAN8),"$(DESTDIR)$(MANDIR)/man8/$(p)")
+	if [ -n "$(CACHE_DIR)" ] && [ -d "$(DESTDIR)$(CACHE_DIR)" ]; then \
+	  rm -rf "$(DESTDIR)$(CACHE_DIR)/users"; \
+	  rm -f "$(DESTDIR)$(CACHE_DIR)"/%2F*.tables "$(DESTDIR)$(CACHE_DIR)"/%2F*.tables.lock; \
+	  rmdir "$(DESTDIR)$(CACHE_DIR)" 2>/dev/null || true; \
+	fi
 
 # Install into ./demo-prefix and show tcpd working under a real inetd on loopback (tools/demo.py); it exits
 # non-zero when the granted client was not granted or the refused one not refused.

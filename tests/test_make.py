@@ -77,11 +77,19 @@ def test_install_writes_only_into_the_checkout_and_destdir_and_uninstall_removes
             r"(pytest|_pytest|hypothesis|ruff|pluggy|iniconfig)", n))
         assert {"pywrap", "pyparsing", "dns"} <= set(os.listdir(library))
         assert not os.path.exists(os.path.join(clone, ".venv")), "install built the development venv"
+        cache = os.path.join(stage, "var", "cache", "pywrap")
+        assert oct(os.stat(os.path.join(cache, "users")).st_mode & 0o7777) == "0o1733"
+        os.mkdir(os.path.join(cache, "users", "65534"))  # what tcpd writes there at run time
+        with open(os.path.join(cache, "users", "65534", "%2Fetc%2Fhosts.deny.tables"), "w") as f:
+            f.write("cache")
+        with open(os.path.join(cache, "%2Fetc%2Fhosts.deny.tables"), "w") as f:
+            f.write("cache")
 
         proc = run_make(clone, "uninstall", f"DESTDIR={stage}", "PREFIX=/usr/local", read_only=True)
         assert proc.returncode == 0, proc.stderr
         left = [os.path.relpath(os.path.join(d, f), stage) for d, _, files in os.walk(stage) for f in files]
         assert left == ["usr/local/sbin/someone-elses"]
+        assert not os.path.exists(os.path.join(stage, "var", "cache", "pywrap"))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
