@@ -30,8 +30,10 @@ PARANOID        ?= 0
 CACHE_DIR       ?= /var/cache/pywrap
 ## the C compiler and its flags, for the launcher
 CC              ?= cc
-CFLAGS          ?= -O2 -Wall -Wextra
+CFLAGS          ?= -O2
 
+# Warnings are errors and the hardening is always on, whatever CFLAGS says.
+HARDEN  := -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -pie -Wl,-z,relro,-z,now
 LIBDIR  := $(PREFIX)/lib/pywrap
 SBINDIR := $(PREFIX)/sbin
 MANDIR  := $(PREFIX)/share/man
@@ -63,13 +65,16 @@ help: ## this list
 	@awk '/^## /{note=substr($$0,4)} /^[A-Z0-9_]+ +\?=/{v=$$0; sub(/^[A-Z0-9_]+ +\?= */,"",v); \
 	  printf "  %-16s %-20s %s\n", $$1, (v==""?"(empty)":v), note}' $(firstword $(MAKEFILE_LIST))
 
-# The native tcpd launcher, with the interpreter and library paths of this PREFIX compiled in.
+# The native tcpd launcher, with the interpreter and library paths of this PREFIX compiled in. install
+# compiles its own copy straight into place, so installs into different prefixes never share one.
 LAUNCHER := build/tcpd
+COMPILE_LAUNCHER = case "$(PYTHON)$(LIBDIR)" in *[\\\'\"]*) \
+	  echo "PYTHON and PREFIX must not contain quotes or backslashes"; exit 1;; esac; \
+	$(CC) $(CFLAGS) $(HARDEN) -DPYTHON='"$(PYTHON)"' -DLIBDIR='"$(LIBDIR)"' -o
 launcher: $(LAUNCHER)
 $(LAUNCHER): launcher/tcpd.c FORCE
 	@mkdir -p build
-	@case "$(PYTHON)$(LIBDIR)" in *[\\\'\"]*) echo "PYTHON and PREFIX must not contain quotes or backslashes"; exit 1;; esac
-	$(CC) $(CFLAGS) -DPYTHON='"$(PYTHON)"' -DLIBDIR='"$(LIBDIR)"' -o $@ launcher/tcpd.c
+	$(COMPILE_LAUNCHER) $@ launcher/tcpd.c
 FORCE:
 
 $(PIP_STAMP):
@@ -106,7 +111,7 @@ bench: $(VENV_STAMP) ## per-connection cost beside Debian's tcpd, measured in on
 # A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
 # and small programs that run $(PYTHON) in isolated mode (-I: no PYTHON* variables, no cwd or user site;
 # -S: no site-packages), so they work from any directory with an empty environment.
-install: $(PIP_STAMP) $(LAUNCHER) ## install into $(DESTDIR)$(PREFIX) (needs only python3-venv and a C compiler)
+install: $(PIP_STAMP) ## install into $(DESTDIR)$(PREFIX) (needs only python3-venv and a C compiler)
 	rm -rf "$(DESTDIR)$(LIBDIR)"
 	mkdir -p "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(SBINDIR)"
 	$(PIP_VENV)/bin/pip install -q --disable-pip-version-check --no-compile --target "$(DESTDIR)$(LIBDIR)" .
@@ -120,7 +125,8 @@ install: $(PIP_STAMP) $(LAUNCHER) ## install into $(DESTDIR)$(PREFIX) (needs onl
 	  "$(PYTHON)" tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \
 	done
 	chmod -R u+rwX,go+rX,go-w "$(DESTDIR)$(LIBDIR)"
-	install -m 755 $(LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd"
+	$(COMPILE_LAUNCHER) "$(DESTDIR)$(SBINDIR)/tcpd.new" launcher/tcpd.c
+	chmod 755 "$(DESTDIR)$(SBINDIR)/tcpd.new" && mv -f "$(DESTDIR)$(SBINDIR)/tcpd.new" "$(DESTDIR)$(SBINDIR)/tcpd"
 	for page in $(MAN5); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man5/$$page"; done
 	for page in $(MAN8); do install -D -m 644 "man/$$page" "$(DESTDIR)$(MANDIR)/man8/$$page"; done
 	if [ -n "$(CACHE_DIR)" ]; then \

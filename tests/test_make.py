@@ -72,6 +72,9 @@ def test_install_writes_only_into_the_checkout_and_destdir_and_uninstall_removes
         proc = run_make(clone, "install", f"DESTDIR={stage}", "PREFIX=/usr/local", read_only=True)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert os.access(os.path.join(sbin, "tcpd"), os.X_OK)
+        dynamic = subprocess.run(["readelf", "-h", "-d", os.path.join(sbin, "tcpd")], capture_output=True,
+                                 text=True, check=True).stdout
+        assert "DYN (Position-Independent Executable file)" in dynamic and "BIND_NOW" in dynamic  # hardened
         library = os.path.join(stage, "usr", "local", "lib", "pywrap")
         assert sorted(os.listdir(library)) == sorted(n for n in os.listdir(library) if not re.match(
             r"(pytest|_pytest|hypothesis|ruff|pluggy|iniconfig)", n))
