@@ -28,6 +28,7 @@ from pywrap import settings
 from pywrap.diag import CollectingDiagnostics
 from pywrap.options import Effects, OptionError
 from pywrap.request import UNKNOWN, Endpoint, Request
+from pywrap.text import truncate
 
 
 class LibVerdict:
@@ -233,14 +234,21 @@ def _side_endpoint(side, address: str | None = None, port: int | None = None, so
 
 
 def _lookup(endpoint: Endpoint) -> str:
+    from pywrap.numeric import scope_id
     from pywrap.resolver import Resolver, endpoint_name
 
-    return endpoint_name(Resolver(), endpoint.sockaddr, lambda text: None)
+    # the address text keeps a link-local peer's %scope (getnameinfo's form), which the check compares too
+    scope = scope_id(endpoint.address) or 0
+    return endpoint_name(Resolver(), endpoint.sockaddr, lambda text: None, scope)
 
 
 def hosts_ctl(daemon: str, client_name: str | None = None, client_addr: str | None = None,
               user: str | None = None, *, tables: tuple[str, str] | None = None) -> bool:
-    """libwrap's hosts_ctl(3): the given values as they are (None: "unknown"), no lookups."""
+    """libwrap's hosts_ctl(3): the given values as they are (None or "": "unknown"), no lookups. Each is
+    cut to what request_init copies (127 bytes), and the daemon is used as given: a path is not
+    shortened to its last component (tcpdmatch does that, the library does not)."""
+    daemon, client_name, client_addr, user = (None if v is None else truncate(v)
+                                               for v in (daemon, client_name, client_addr, user))
     client = Endpoint(client_addr or UNKNOWN, name=client_name or UNKNOWN)
     request = Request(daemon, client, Endpoint(), os.getpid(), user=user or UNKNOWN)
     return AccessRequest(request).verdict(send_banners=False, tables=tables).granted

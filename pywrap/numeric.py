@@ -1,7 +1,10 @@
 """Numbers and addresses parsed exactly as the C library calls of the reference parse them.
 
 inet_addr (octal and hex parts, short forms), the "dotted quad" test in front of it, atoi, scanf's %u,
-%d and %o, and inet_pton for IPv6. Pure functions; no I/O.
+%d and %o, inet_pton for IPv6 and getaddrinfo's numeric IPv6 with a %scope. Overflow is C's: strtoul
+saturates at ULONG_MAX, strtol at LONG_MIN/LONG_MAX, and a digit run of any length is read without
+Python's int-from-string limit (4,300 digits), because these strings come from files and peers we do
+not control. Pure functions; no I/O (but for the interface-name lookup of a %scope).
 """
 
 from __future__ import annotations
@@ -10,6 +13,51 @@ import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per c
 
 INADDR_NONE = 0xFFFFFFFF
 C_SPACE = " \t\n\v\f\r"
+ULONG_MAX = 2**64 - 1
+LONG_MAX = 2**63 - 1
+_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"),
+           16: frozenset("0123456789abcdefABCDEF")}
+# ULONG_MAX has 22 octal, 20 decimal and 16 hex digits: a run with more significant digits than that
+# overflows whatever they are, so it is never converted (which also keeps Python's digit limit away)
+_ULONG_DIGITS = {8: 22, 10: 20, 16: 16}
+
+
+def digits_value(digits: str, base: int) -> int:
+    """The value of a run of ASCII digits of `base`, or ULONG_MAX + 1 when it does not fit an unsigned
+    long (the callers only need to know that it overflowed)."""
+    significant = digits.lstrip("0")
+    if len(significant) > _ULONG_DIGITS[base]:
+        return ULONG_MAX + 1
+    return int(significant or "0", base)
+
+
+def _digit_run(s: str, start: int, base: int) -> int:
+    """Index just past the run of `base` digits that starts at `start`."""
+    digits = _DIGITS[base]
+    end = start
+    while end < len(s) and s[end] in digits:
+        end += 1
+    return end
+
+
+def strtoul_result(negative: bool, magnitude: int) -> int:
+    """What strtoul returns for a sign and a digit run's value: ULONG_MAX on overflow, whatever the sign
+    (glibc), else the value, negated modulo 2**64 after a '-'."""
+    if magnitude > ULONG_MAX:
+        return ULONG_MAX
+    return (-magnitude) & ULONG_MAX if negative else magnitude
+
+
+def strtol_result(negative: bool, magnitude: int) -> int:
+    """What strtol returns: the signed value, saturated at LONG_MIN / LONG_MAX."""
+    value = -magnitude if negative else magnitude
+    return max(-LONG_MAX - 1, min(LONG_MAX, value))
+
+
+def c_int(value: int) -> int:
+    """A C long converted to int: the low 32 bits, as a signed value."""
+    value &= 0xFFFFFFFF
+    return value - 2**32 if value >= 2**31 else value
 
 
 def strtoul_prefix(s: str, base: int = 0) -> tuple[int, int] | None:
@@ -17,19 +65,16 @@ def strtoul_prefix(s: str, base: int = 0) -> tuple[int, int] | None:
     Saturates like glibc (ULONG_MAX on overflow). None when nothing is consumed."""
     i = 0
     if base == 0:
-        if s[:2] in ("0x", "0X") and len(s) > 2 and s[2] in "0123456789abcdefABCDEF":
+        if s[:2] in ("0x", "0X") and len(s) > 2 and s[2] in _DIGITS[16]:
             base, i = 16, 2
         elif s[:1] == "0":
             base = 8
         else:
             base = 10
-    digits = "0123456789abcdef"[:base]
-    start = i
-    while i < len(s) and s[i].lower() in digits:
-        i += 1
-    if i == start:
+    end = _digit_run(s, i, base)
+    if end == i:
         return None
-    return min(int(s[start:i], base), 2**64 - 1), i
+    return strtoul_result(False, digits_value(s[i:end], base)), end
 
 
 def inet_aton(s: str) -> int | None:
@@ -82,27 +127,15 @@ def dot_quad_addr(s: str) -> int:
 
 
 def atoi(s: str) -> int:
-    """C atoi (glibc: (int) strtol, saturating then truncated to 32 bits)."""
-    i = 0
-    while i < len(s) and s[i] in C_SPACE:
-        i += 1
-    sign = 1
-    if i < len(s) and s[i] in "+-":
-        sign = -1 if s[i] == "-" else 1
-        i += 1
-    start = i
-    while i < len(s) and "0" <= s[i] <= "9":
-        i += 1
-    if i == start:
+    """C atoi (glibc: (int) strtol(s, NULL, 10): saturating, then narrowed to 32 bits)."""
+    negative, start, end = _sign_and_digits(s, 10)
+    if start == end:
         return 0
-    value = sign * int(s[start:i])
-    value = max(-(2**63), min(2**63 - 1, value))
-    value &= 0xFFFFFFFF
-    return value - 2**32 if value >= 2**31 else value
+    return c_int(strtol_result(negative, digits_value(s[start:end], 10)))
 
 
-def _scan_integer(s: str, base: int) -> tuple[bool, int]:
-    """sscanf(s, "%<conv>%n") consuming all of s: (ok, value as unsigned long before narrowing)."""
+def _sign_and_digits(s: str, base: int) -> tuple[bool, int, int]:
+    """strto*'s reading of s: C blanks, an optional sign, then (start, end) of the digit run."""
     i = 0
     while i < len(s) and s[i] in C_SPACE:
         i += 1
@@ -110,37 +143,34 @@ def _scan_integer(s: str, base: int) -> tuple[bool, int]:
     if i < len(s) and s[i] in "+-":
         negative = s[i] == "-"
         i += 1
-    digits = "01234567" if base == 8 else "0123456789"
-    start = i
-    while i < len(s) and s[i] in digits:
-        i += 1
-    if i == start or i != len(s):
-        return False, 0
-    value = min(int(s[start:i], base), 2**64 - 1)
-    if negative:
-        value = (-value) & (2**64 - 1)
-    return True, value
+    return negative, i, _digit_run(s, i, base)
+
+
+def _scan_whole(s: str, base: int) -> tuple[bool, int] | None:
+    """sscanf(s, "%<conv>%n") consuming all of s: (negative, magnitude), or None if it does not parse."""
+    negative, start, end = _sign_and_digits(s, base)
+    if start == end or end != len(s):
+        return None
+    return negative, digits_value(s[start:end], base)
 
 
 def scan_unsigned(s: str) -> int | None:
-    """sscanf(s, "%u") that uses the whole string, narrowed to unsigned int; None if it does not parse."""
-    ok, value = _scan_integer(s, 10)
-    return value & 0xFFFFFFFF if ok else None
+    """sscanf(s, "%u") that uses the whole string (strtoul, narrowed to unsigned int); None if it does
+    not parse."""
+    scanned = _scan_whole(s, 10)
+    return None if scanned is None else strtoul_result(*scanned) & 0xFFFFFFFF
 
 
 def scan_int(s: str) -> int | None:
-    """sscanf(s, "%d") that uses the whole string, as a C int."""
-    ok, value = _scan_integer(s, 10)
-    if not ok:
-        return None
-    value &= 0xFFFFFFFF
-    return value - 2**32 if value >= 2**31 else value
+    """sscanf(s, "%d") that uses the whole string (strtol, narrowed to int)."""
+    scanned = _scan_whole(s, 10)
+    return None if scanned is None else c_int(strtol_result(*scanned))
 
 
 def scan_octal(s: str) -> int | None:
-    """sscanf(s, "%o") that uses the whole string, as a C unsigned int."""
-    ok, value = _scan_integer(s, 8)
-    return value & 0xFFFFFFFF if ok else None
+    """sscanf(s, "%o") that uses the whole string (strtoul base 8, narrowed to unsigned int)."""
+    scanned = _scan_whole(s, 8)
+    return None if scanned is None else strtoul_result(*scanned) & 0xFFFFFFFF
 
 
 def inet_pton6(s: str) -> bytes | None:
@@ -149,6 +179,30 @@ def inet_pton6(s: str) -> bytes | None:
         return socket.inet_pton(socket.AF_INET6, s)
     except (OSError, ValueError):
         return None
+
+
+def inet_pton6_scoped(s: str) -> bytes | None:
+    """The address getaddrinfo(s, AF_INET6, AI_NUMERICHOST) gives, scope dropped: how the reference reads
+    the IPv6 side of `[...]` and `[net]/prefix` patterns and of the client address (`fe80::1%eth0`, as
+    getnameinfo writes a link-local peer). A %scope must be valid to glibc: an interface that exists
+    (link-local addresses only) or a decimal number below 2**32; otherwise nothing parses."""
+    if "%" not in s:
+        return inet_pton6(s)
+    packed = inet_pton6(s.partition("%")[0])
+    return None if packed is None or scope_id(s) is None else packed
+
+
+def scope_id(s: str) -> int | None:
+    """The sin6_scope_id getaddrinfo(s, AF_INET6, AI_NUMERICHOST) gives (0 without a %scope), or None when
+    it does not parse. The C library judges the scope itself: it depends on this machine's interfaces."""
+    if "%" not in s:
+        return 0 if inet_pton6(s) is not None else None
+    try:
+        infos = socket.getaddrinfo(s.encode("latin-1"), None, socket.AF_INET6, socket.SOCK_STREAM, 0,
+                                   socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return infos[0][4][3]
 
 
 def inet_pton4(s: str) -> bytes | None:

@@ -16,7 +16,7 @@ from pywrap.numeric import (
     INADDR_NONE,
     atoi,
     dot_quad_addr,
-    inet_pton6,
+    inet_pton6_scoped,
     scan_unsigned,
     strip_mapped,
 )
@@ -89,8 +89,9 @@ def string_match(pattern: str, value: str) -> bool:
     if pattern.endswith("."):
         return fold(value).startswith(fold(pattern))
     if len(pattern) >= 2 and pattern.startswith("[") and pattern.endswith("]"):
-        wanted = inet_pton6(pattern[1:-1])
-        return wanted is not None and inet_pton6(value) == wanted
+        # both sides as getaddrinfo reads them: a valid %scope is allowed on either, and ignored
+        wanted = inet_pton6_scoped(pattern[1:-1])
+        return wanted is not None and inet_pton6_scoped(value) == wanted
     return same(pattern, value)
 
 
@@ -125,13 +126,12 @@ def _masked_match4(net_text: str, mask_text: str, address: str) -> bool:
 def _masked_match6(net_text: str, mask_text: str, address: str) -> bool:
     if strip_mapped(address) != address:
         return False
-    addr = inet_pton6(address)
+    addr = inet_pton6_scoped(address)  # a link-local peer's address carries its %scope
     if addr is None:
         return False
     if not (len(net_text) >= 2 and net_text.startswith("[") and net_text.endswith("]")):
         return False
-    inner = net_text[1:-1].partition("%")[0]
-    net = inet_pton6(inner)
+    net = inet_pton6_scoped(net_text[1:-1])
     if net is None:
         return False
     bits = atoi(mask_text)

@@ -20,7 +20,7 @@ import os
 
 from pywrap import settings
 from pywrap.lean import record
-from pywrap.numeric import inet_aton, inet_pton6
+from pywrap.numeric import atoi, digits_value, inet_aton, inet_pton4, inet_pton6, inet_pton6_scoped
 from pywrap.text import same
 
 TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays for it per connection
@@ -39,21 +39,49 @@ def format_address(family: int, packed: bytes) -> str:
 
 
 def parse_numeric(text: str) -> Address | None:
-    """getaddrinfo(AI_NUMERICHOST): inet_aton forms for IPv4 (127.1, 010.0.0.1), inet_pton for IPv6."""
+    """getaddrinfo(AI_NUMERICHOST): inet_aton forms for IPv4 (127.1, 010.0.0.1), inet_pton for IPv6 with
+    a %scope that glibc accepts."""
     v4 = inet_aton(text)
     if v4 is not None and not any(c in " \t\n\v\f\r" for c in text):
         return AF_INET, v4.to_bytes(4, "big")
-    v6 = inet_pton6(text.partition("%")[0]) if text.count("%") <= 1 else None
+    v6 = inet_pton6_scoped(text)
     if v6 is not None:
         return AF_INET6, v6
     return None
 
 
-class HostsLine(record("HostsLine", "family packed names")):
-    family: int
-    packed: bytes
-    names: tuple[str, ...]  # the first is the canonical name
+MAPPED_PREFIX = b"\0" * 10 + b"\xff\xff"
+IPV6_LOOPBACK = b"\0" * 15 + b"\1"
+
+
+class HostsLine(record("HostsLine", "inet inet6 any names")):
+    """One /etc/hosts line, its address as glibc's nss_files reads it for each kind of query (see
+    `for_family`)."""
+    inet: bytes | None      # for an AF_INET query
+    inet6: bytes | None     # for an AF_INET6 query
+    any: Address            # for an AF_UNSPEC query: the line in its own family
+    names: tuple[str, ...]  # the first is the canonical name ("" on a line without names)
     __slots__ = ()
+
+    def for_family(self, family: int | None) -> Address | None:
+        if family is None:
+            return self.any
+        packed = self.inet if family == AF_INET else self.inet6
+        return None if packed is None else (family, packed)
+
+
+def hosts_line(address: str, names: tuple[str, ...]) -> HostsLine | None:
+    """nss_files' reading of the address field. An AF_INET query takes an IPv4 line, and an IPv6 line
+    that is IPv4-mapped (as its IPv4 address) or ::1 (as 127.0.0.1); an AF_INET6 query takes IPv6 lines
+    only. inet_pton, not inet_aton: `127.1`, `010.0.0.1` and `fe80::1%lo` are no addresses here."""
+    v4 = inet_pton4(address)
+    if v4 is not None:
+        return HostsLine(v4, None, (AF_INET, v4), names)
+    v6 = inet_pton6(address)
+    if v6 is None:
+        return None
+    inet = v6[12:] if v6[:12] == MAPPED_PREFIX else b"\x7f\0\0\1" if v6 == IPV6_LOOPBACK else None
+    return HostsLine(inet, v6, (AF_INET6, v6), names)
 
 
 class HostsFile:
@@ -82,35 +110,36 @@ class HostsFile:
 
     def by_address(self, family: int, packed: bytes) -> str | None:
         for line in self.lines():
-            if line.family == family and line.packed == packed:
+            if line.for_family(family) == (family, packed):
                 return line.names[0]
         return None
 
     def by_name(self, name: str, family: int | None) -> tuple[str, list[Address]] | None:
+        """getaddrinfo's answer from the file: every line that names the host counts, the first one
+        gives the canonical name (family None: AF_UNSPEC)."""
         canonical: str | None = None
         found: list[Address] = []
         for line in self.lines():
-            if family is not None and line.family != family:
-                continue
-            if any(same(name, n) for n in line.names):
-                canonical = canonical or line.names[0]
-                found.append((line.family, line.packed))
+            address = line.for_family(family)
+            if address is not None and any(same(name, n) for n in line.names):
+                canonical = line.names[0] if canonical is None else canonical
+                found.append(address)
         return None if canonical is None else (canonical, found)
 
 
 def parse_hosts(data: bytes) -> list[HostsLine]:
+    """/etc/hosts as glibc reads it: a line ends at a newline or, being a C string, at a NUL; `#` starts
+    a comment; fields are split at C blanks only (bytes.split: not at \\xa0 or \\x85); a line with an
+    address and no name names the host ""."""
     result = []
-    for raw in data.decode("latin-1").splitlines():
-        fields = raw.partition("#")[0].split()
-        if len(fields) < 2:
+    for raw in data.split(b"\n"):
+        fields = raw.split(b"\0", 1)[0].partition(b"#")[0].split()
+        if not fields:
             continue
-        v4 = inet_aton(fields[0])
-        if v4 is not None:
-            result.append(HostsLine(AF_INET, v4.to_bytes(4, "big"), tuple(fields[1:])))
-            continue
-        v6 = inet_pton6(fields[0])
-        if v6 is not None:
-            result.append(HostsLine(AF_INET6, v6, tuple(fields[1:])))
+        names = tuple(f.decode("latin-1") for f in fields[1:]) or ("",)
+        line = hosts_line(fields[0].decode("latin-1"), names)
+        if line is not None:
+            result.append(line)
     return result
 
 
@@ -154,15 +183,9 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:
             conf.search = fields[1:]
         elif fields[0] == "options":
             for opt in fields[1:]:
-                name, _, value = opt.partition(":")
-                if not value.isdigit():
-                    continue
-                if name == "ndots":
-                    conf.ndots = min(int(value), 15)
-                elif name == "timeout":
-                    conf.timeout = float(min(max(int(value), 1), 30))
-                elif name == "attempts":
-                    conf.attempts = min(max(int(value), 1), 5)
+                name, colon, value = opt.partition(":")
+                if colon:
+                    _set_option(conf, name, value)
     if settings.DNS_SERVERS:
         conf.nameservers = parse_servers(settings.DNS_SERVERS)
     if not conf.nameservers:
@@ -170,12 +193,27 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> ResolvConf:
     return conf
 
 
+def _set_option(conf: ResolvConf, name: str, value: str) -> None:
+    """glibc's res_setoptions: the number is atoi's (`ndots:2x` is 2, `ndots:x` is 0, 30 digits saturate
+    and narrow to -1), capped at 15, 30 and 5. ndots lands in a 4-bit field (-1 is 15); a timeout or
+    attempts below 1 count as 1 here (glibc waits 1 s for a timeout of 0, and makes no query at all
+    for 0 attempts, which would make every name unknown)."""
+    if name == "ndots":
+        conf.ndots = min(atoi(value), 15) & 15
+    elif name == "timeout":
+        conf.timeout = float(max(min(atoi(value), 30), 1))
+    elif name == "attempts":
+        conf.attempts = max(min(atoi(value), 5), 1)
+
+
 def parse_servers(text: str) -> list[tuple[str, int]]:
-    """The DNS_SERVERS setting: "ADDR[#PORT] ..." (the port after '#', as dnsmasq writes it)."""
+    """The DNS_SERVERS setting: "ADDR[#PORT] ..." (the port after '#', as dnsmasq writes it; 53 when it
+    is no port number)."""
     servers = []
     for item in text.split():
         address, _, port = item.partition("#")
-        servers.append((address, int(port) if port.isdigit() else 53))
+        number = digits_value(port, 10) if port.isascii() and port.isdigit() else 0
+        servers.append((address, number if 0 < number <= 65535 else 53))
     return servers
 
 
@@ -372,9 +410,13 @@ def sort_addresses(addresses: list[Address]) -> list[Address]:
     return sorted(addresses, key=lambda a: (not _usable(*a), -_precedence(*a)))
 
 
-def verified_name(resolver: Resolver, family: int, packed: bytes, warn: Callable[[str], None]) -> str:
+def verified_name(resolver: Resolver, family: int, packed: bytes, warn: Callable[[str], None],
+                  scope: int = 0) -> str:
     """The reference's double-reverse check for one address (IPv4-mapped addresses already unmapped),
-    within one DNS time budget (settings.DNS_TIMEOUT) for the reverse and the forward lookup together."""
+    within one DNS time budget (settings.DNS_TIMEOUT) for the reverse and the forward lookup together.
+    `scope` is the peer's sin6_scope_id (a link-local peer's interface): the reverse lookup ignores it,
+    the reference's comparison does not, and no forward answer (DNS, or /etc/hosts, where a scoped line
+    is no address) carries one, so a scoped peer never verifies."""
     resolver.lookup_deadline()
     candidate = resolver.reverse(family, packed)
     if candidate is None:
@@ -393,16 +435,25 @@ def verified_name(resolver: Resolver, family: int, packed: bytes, warn: Callable
     if not same(canonical, candidate) and not same(candidate, "localhost"):
         warn(f"host name/name mismatch: {candidate} != {canonical}")
         return PARANOID
-    if (family, packed) in addresses:
+    if scope == 0 and (family, packed) in addresses:
         return candidate
-    warn(f"host name/address mismatch: {format_address(family, packed)} != {canonical}")
+    warn(f"host name/address mismatch: {numeric_host(family, packed, scope)} != {canonical}")
     return PARANOID
 
 
-def endpoint_name(resolver: Resolver, sockaddr: Address, warn: Callable[[str], None]) -> str:
-    """The verified name of a socket address (an IPv4-mapped one is checked as the IPv4 it carries)."""
+def numeric_host(family: int, packed: bytes, scope: int = 0) -> str:
+    """getnameinfo(NI_NUMERICHOST) of the address: with a scope, `fe80::1%eth0` (or `%7`), as the C library
+    writes it."""
+    if scope == 0:
+        return format_address(family, packed)
+    return socket.getnameinfo((format_address(family, packed), 0, 0, scope), socket.NI_NUMERICHOST)[0]
+
+
+def endpoint_name(resolver: Resolver, sockaddr: Address, warn: Callable[[str], None], scope: int = 0) -> str:
+    """The verified name of a socket address (an IPv4-mapped one is checked as the IPv4 it carries; `scope`
+    is an IPv6 peer's sin6_scope_id)."""
     family, packed = unmap(*sockaddr)
-    return verified_name(resolver, family, packed, warn)
+    return verified_name(resolver, family, packed, warn, scope if family == AF_INET6 else 0)
 
 
 def unmap(family: int, packed: bytes) -> Address:

@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 from pywrap.diag import CollectingDiagnostics
 from pywrap.expand import SAFE, ExpansionTooLong, expand, sanitise
 from pywrap.grammar import parse_option_field, parse_table
-from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_aton, scan_octal, scan_unsigned
+from pywrap.numeric import (
+    INADDR_NONE,
+    atoi,
+    dot_quad_addr,
+    inet_aton,
+    inet_pton6_scoped,
+    scan_int,
+    scan_octal,
+    scan_unsigned,
+    strtoul_prefix,
+)
 from pywrap.patterns import Matcher, glob_match, list_matches, masked_match, string_match
 from pywrap.request import Endpoint, Request
 from pywrap.rules import LineProblem, PatternList, Rule
@@ -60,6 +70,70 @@ def test_scan_unsigned_is_sscanf(text):
 @given(st.text(alphabet="0123456789 +-", max_size=25))
 def test_scan_octal_is_sscanf(text):
     assert scan_octal(text) == sscanf_whole(text, b"%o")
+
+
+# Digit runs of every length that matters to C: around the 32- and 64-bit limits (ULONG_MAX has 20 digits)
+# and past Python's 4,300-digit int() limit, where nothing may raise (issue 13, item 3).
+RUNS = st.one_of(st.integers(0, 2**70).map(str), st.sampled_from([str(2**32), str(2**63), str(2**64 - 1),
+                 str(2**64), "0" * 30 + "7", "9" * 19, "9" * 21]), st.integers(4290, 5200).map(lambda n: "1" * n))
+SIGNED = st.tuples(st.sampled_from(["", " ", "\t"]), st.sampled_from(["", "+", "-"]), RUNS,
+                   st.sampled_from(["", "", "x", " "])).map("".join)
+
+
+def sscanf_signed(text: str) -> int | None:
+    value, used = ctypes.c_int(), ctypes.c_int(-1)
+    got = LIBC.sscanf(text.encode(), b"%d%n", ctypes.byref(value), ctypes.byref(used))
+    return value.value if got == 1 and used.value == len(text.encode()) else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(SIGNED)
+def test_long_and_overflowing_numbers_are_libcs(text):
+    """scanf's %u, %d, %o and atoi saturate as glibc's strtoul / strtol do, then narrow to 32 bits."""
+    LIBC.atoi.restype = ctypes.c_int
+    assert atoi(text) == LIBC.atoi(text.encode())
+    assert scan_unsigned(text) == sscanf_whole(text, b"%u")
+    assert scan_int(text) == sscanf_signed(text)
+    assert scan_octal(text.replace("9", "7").replace("8", "7")) == sscanf_whole(text.replace("9", "7").replace("8", "7"), b"%o")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(st.sampled_from(["", "0", "0x", "0X"]), RUNS, st.sampled_from(["", ".", "z"])).map("".join))
+def test_strtoul_prefix_is_libcs(text):
+    end = ctypes.c_char_p()
+    LIBC.strtoul.restype = ctypes.c_ulong
+    LIBC.strtoul.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
+    data = ctypes.create_string_buffer(text.encode())
+    value = LIBC.strtoul(data, ctypes.byref(end), 0)
+    used = ctypes.cast(end, ctypes.c_void_p).value - ctypes.addressof(data)
+    assert strtoul_prefix(text) == ((value, used) if used else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(RUNS, st.sampled_from(["0x1f", "010", "255", "0"])), min_size=1, max_size=4).map(".".join))
+def test_inet_aton_takes_parts_of_any_length(text):
+    try:
+        want = int.from_bytes(socket.inet_aton(text), "big")
+    except OSError:
+        want = None
+    assert inet_aton(text) == want
+    assert dot_quad_addr(text) == (want if want is not None and text.count(".") == 3 else INADDR_NONE)
+
+
+@pytest.mark.parametrize("text", ["fe80::1", "fe80::1%lo", "fe80::1%1", "fe80::1%01", "fe80::1%4294967295",
+                                  "fe80::1%4294967296", "fe80::1%" + "9" * 5000, "fe80::1%+1", "fe80::1%",
+                                  "fe80::1%lo%lo", "fe80::1%nosuchif0", "2001:db8::1%lo", "2001:db8::1%7",
+                                  "ff02::1%lo", "ff05::1%lo", "::ffff:10.0.0.1%1", "1.2.3.4", "fe80::1%LO"])
+def test_scoped_ipv6_is_getaddrinfos(text):
+    """The link-local form of a peer (`fe80::1%eth0`) and of patterns: the scope glibc accepts (an existing
+    interface for a link-local address, or a number below 2**32), then dropped."""
+    try:
+        infos = socket.getaddrinfo(text.encode(), None, socket.AF_INET6, socket.SOCK_STREAM, 0,
+                                   socket.AI_NUMERICHOST)
+        want = socket.inet_pton(socket.AF_INET6, infos[0][4][0].partition("%")[0])
+    except OSError:
+        want = None
+    assert inet_pton6_scoped(text) == want
 
 
 def test_dot_quad_needs_four_runs_and_cannot_say_all_ones():

@@ -143,3 +143,21 @@ def test_paranoid_build_and_explicit_name_servers(dns):
         ("showargs", "warning: host name/address mismatch: 127.0.0.11 != forged.test"),
         ("showargs", "refused connect from 127.0.0.11 (127.0.0.11)"),
     ]
+
+
+@pytest.mark.parametrize("options,want", [
+    ("ndots:2x timeout:0 attempts:9", (2, 1.0, 5)),
+    ("ndots:-3 timeout:31 attempts:3", (13, 30.0, 3)),  # ndots lands in glibc's 4-bit field
+    ("ndots:" + "9" * 5000 + " timeout:" + "9" * 5000, (15, 1.0, 2)),  # atoi: saturated, narrowed to -1
+    ("ndots:\xb2 ndots timeout", (0, 5.0, 2)),  # a latin-1 digit is no digit to atoi; no colon, no option
+    ("attempts:0", (1, 5.0, 1)),  # glibc would make no query at all (README, differences)
+])
+def test_resolv_conf_numbers_are_atois(tmp_path, options, want):
+    """Issue 13, item 3: resolv.conf's option numbers are glibc's res_setoptions' (atoi, then capped), never
+    Python's int(): 5,000 digits or a `²` made every lookup crash."""
+    from pywrap.resolver import read_resolv_conf
+
+    path = tmp_path / "resolv.conf"
+    path.write_bytes(f"nameserver 127.0.0.1\noptions {options}\n".encode("latin-1"))
+    conf = read_resolv_conf(str(path))
+    assert (conf.ndots, conf.timeout, conf.attempts) == want
