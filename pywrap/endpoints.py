@@ -6,17 +6,25 @@ whether the service is datagram-style ("sink": a pending datagram must be consum
 client address comes from peeking at the first datagram, which stays queued for the daemon. Printable
 addresses are getnameinfo's numeric form (IPv4-mapped IPv6 kept as `::ffff:a.b.c.d`; an AF_UNIX socket
 prints as `localhost`, as in the reference). `check_ip_options` is the reference's KILL_IP_OPTIONS.
+`take_listen_fds(environ)` first moves a connection passed the systemd way (fd 3) onto fds 0 and 1.
 """
 
 from __future__ import annotations
 
 import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
+import stat  # free: os has imported it already
 
 from pywrap.diag import Diagnostics
 from pywrap.lean import record
 
+TYPE_CHECKING = False  # no `typing` import at run time: start-up is paid per connection
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
 PEEK_SIZE = 8192
+LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+LISTEN_FD = 3  # sd_listen_fds(3): passed sockets start at SD_LISTEN_FDS_START, 3
 IPOPT_EOL, IPOPT_NOP, IPOPT_LSRR, IPOPT_SSRR = 0, 1, 131, 137
 
 
@@ -45,6 +53,54 @@ def _side(family: int, sockaddr) -> Side:
         host, port = sockaddr[0], sockaddr[1]
         return Side(family, socket.inet_pton(family, host.partition("%")[0]), port, host)
     return Side(family, None, None, "localhost")
+
+
+def take_listen_fds(environ: MutableMapping[str, str]) -> str | None:
+    """A connection passed the systemd way (sd_listen_fds(3): LISTEN_PID, LISTEN_FDS=1, the socket on fd 3),
+    as `systemd-socket-activate -a` and a socket unit with Accept=yes but without StandardInput=socket pass
+    it, is moved onto fds 0 and 1, where tcpd and the daemon after it expect their client (as under inetd);
+    fd 3 is closed and the LISTEN_* variables are dropped, so that the daemon never looks for it again.
+    Nothing changes when the variables are not for this process or fd 0 already is a socket
+    (StandardInput=socket). Returns why the passed sockets cannot be served, or None."""
+    pid = environ.get("LISTEN_PID")
+    if pid is None:
+        return None  # the inetd path: one dictionary lookup
+    if pid != str(os.getpid()) or _is_socket(0):
+        return None  # meant for another process, or the connection is on fd 0 already (StandardInput=socket)
+    count = environ.get("LISTEN_FDS")
+    if count != "1":
+        return (f"LISTEN_FDS={count}: tcpd serves one connection, passed on fd {LISTEN_FD} "
+                f"(a socket unit needs Accept=yes)")
+    try:
+        listening = _accepts_connections(LISTEN_FD)
+    except OSError as e:
+        return f"fd {LISTEN_FD} (LISTEN_FDS): {os.strerror(e.errno or 0)}"
+    if listening:
+        return (f"the socket passed on fd {LISTEN_FD} (LISTEN_FDS) is a listening socket: tcpd serves one "
+                f"connection (a socket unit needs Accept=yes)")
+    os.dup2(LISTEN_FD, 0)
+    os.dup2(LISTEN_FD, 1)
+    os.close(LISTEN_FD)
+    for name in LISTEN_VARIABLES:
+        environ.pop(name, None)  # os.environ: unsetenv, so the daemon exec'ed later never sees them
+    return None
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _accepts_connections(fd: int) -> bool:
+    """True for a listening stream socket (Accept=no); False for a connection or a datagram socket (which
+    is served as under inetd's `dgram wait`). OSError when fd is no socket."""
+    sock = socket.socket(fileno=os.dup(fd))  # the C class: no `with`
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    finally:
+        sock.close()
 
 
 def discover(fd: int, diag: Diagnostics) -> Discovery:

@@ -4,7 +4,8 @@ Contract: `main(argv)` with argv = [launcher path, argv[0] as inetd gave it, arg
 launcher passes exactly that) never returns. It follows ../shared/spec/tcpd.md: the daemon's name and path
 come from argv[0] (absolute: that program; otherwise REAL_DAEMON_DIR/argv[0]); when argv[0] is `tcpd`
 itself the daemon is taken from argv[1] (tcpserver, systemd-socket-activate), and tcpd never execs itself.
-The client and server come from fd 0; the rules decide; syslog gets the reference's lines; a refusal
+The client and server come from fd 0 (a connection passed the systemd way, LISTEN_FDS and fd 3, is
+first moved there: endpoints.take_listen_fds); the rules decide; syslog gets the reference's lines; a refusal
 consumes a pending datagram, pauses and exits 0; a grant execs the daemon with fds 0-2 untouched.
 Nothing is ever written to fds 0-2, and any internal error denies, is logged, and exits non-zero.
 """
@@ -83,9 +84,13 @@ class Tcpd:
 
     # the connection ---------------------------------------------------------------------------
     def run(self) -> NoReturn:
-        from pywrap.endpoints import discover
+        from pywrap.endpoints import discover, take_listen_fds
 
         os.umask(0o022)
+        problem = take_listen_fds(os.environ)  # systemd's fd 3 onto fds 0 and 1; a no-op under inetd
+        if problem:
+            self.diag.error(problem)
+            self.clean_exit(EXIT_FAILURE)
         self.discovery = discover(0, self.diag)
         if self.discovery.sock is None:  # not a socket at all: the reference's IP-option check fails here
             self.log.log(LOG_ERR, f"getpeername: {self.discovery.error}")
