@@ -17,7 +17,7 @@ from pywrap.lean import record, small_cache
 from pywrap.patterns import Matcher, RuleError
 from pywrap.request import Request
 from pywrap.rules import Entry, LineProblem, Rule
-from pywrap.tables import significant_lines
+from pywrap.tables import Refused, open_regular, read_bounded, significant_lines
 
 TYPE_CHECKING = False  # no typing import at run time: tcpd pays for it per connection
 if TYPE_CHECKING:
@@ -55,34 +55,33 @@ def load_table(path: str, diag: Diagnostics, use_cache: bool = True) -> tuple[st
     """("missing" | "error: <strerror>" | "ok", entries) for a table, through the parsed-table cache
     (`use_cache=False`: parse the file, and replace what the cache holds for it)."""
     import os
-    import stat
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd, size = open_regular(path)  # never blocks (a FIFO), never more than TABLE_MAX_BYTES
     except FileNotFoundError:
         return "missing", ()
+    except IsADirectoryError:
+        # the reference opens a directory and reads no line from it: an empty table
+        diag.warning(f"{path}: is a directory, read as an empty table")
+        return "ok", ()
+    except Refused as e:  # not a regular file, or too big: an error table, as if it could not be opened
+        return f"error: {e}", ()
     except OSError as e:
         return f"error: {os.strerror(e.errno or 0)}", ()
     turn = None
     try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            # the reference opens a directory and reads no line from it: an empty table
-            diag.warning(f"{path}: is a directory, read as an empty table")
-            return "ok", ()
         from pywrap import tablecache
 
         entries = tablecache.cached_entries(path, fd, diag.warning) if use_cache else None
-        if entries is None and use_cache and st.st_size >= settings.PARSE_LOCK_MIN_SIZE:
+        if entries is None and use_cache and size >= settings.PARSE_LOCK_MIN_SIZE:
             entries, turn = tablecache.parse_turn(path, fd, diag.warning)  # or wait for another's parse
         if entries is None:
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            entries = parsed_table(b"".join(chunks), path)
+            entries = parsed_table(read_bounded(fd), path)
             if entries:
                 tablecache.store_entries(path, fd, entries, diag.warning)
         return "ok", entries
+    except Refused as e:  # it grew past the bound since it was opened
+        return f"error: {e}", ()
     except OSError as e:
         return f"error: {os.strerror(e.errno or 0)}", ()
     finally:

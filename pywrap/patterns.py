@@ -201,13 +201,16 @@ class Matcher:
 
     def file_list(self, path: str, endpoint: Endpoint) -> bool:
         """A /file pattern: whitespace-separated host patterns, first match wins; missing file = no match."""
+        from pywrap.tables import Refused, read_regular
+
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_regular(path)  # never blocks (a FIFO), never more than TABLE_MAX_BYTES
         except FileNotFoundError:
             return False
         except IsADirectoryError:
             return False
+        except Refused as e:  # fail closed: "no match" would let everybody in through an EXCEPT or hosts.deny
+            raise RuleError(f"{path}: {e}: access denied") from None
         except OSError as e:
             self.diag.warning(f"open {path}: {os.strerror(e.errno or 0)}")
             return False

@@ -23,6 +23,10 @@ CACHE_DIR = ""                # where tcpd keeps parsed tables ("" = no cache); 
                              # /var/cache/pywrap
 PARSE_LOCK_MIN_SIZE = 1 << 20  # bytes: when a table this big changed, one tcpd parses it and the others wait
 PARSE_WAIT = 30              # seconds they wait at most for that parse before parsing themselves
+TABLE_MAX_BYTES = 64 << 20   # the most a table or /file list may hold; a bigger one is refused, fail
+                             # closed (a million-line fail2ban deny list is about 20 MB)
+LOG_BUDGET = 2.0             # seconds all of a process's syslog lines may wait for /dev/log, together; then a
+                             # line the log socket cannot take at once is dropped (and counted)
 REFUSE_PAUSE = 5             # seconds tcpd waits before exiting after a refusal (keeps inetd from respawning
                              # at full speed for a hostile client), as the reference does
 
