@@ -18,7 +18,7 @@ import time
 
 from pywrap.diag import Diagnostics
 from pywrap.inetconf import InetConf, Wrap
-from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6
+from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6_scoped
 from pywrap.resolver import DnsClient, Resolver, format_address, parse_numeric, verified_name
 from pywrap.text import TCPDCHK_SEPARATORS, find_unbracketed, same, split_list
 
@@ -175,8 +175,7 @@ class RuleChecker:
             return 1
         if any(same(pattern, word) for word in RESERVED):
             return 1
-        if len(pattern) >= 2 and pattern.startswith("[") and pattern.endswith("]") \
-                and inet_pton6(pattern[1:-1]) is not None:
+        if _bracketed_ipv6(pattern):
             return 1
         if not set(pattern) <= NUMERIC:  # a name
             if pattern.endswith("."):
@@ -274,9 +273,16 @@ class RuleChecker:
 def _good_net_mask(net: str, mask: str) -> bool:
     if dot_quad_addr(net) != INADDR_NONE:
         return dot_quad_addr(mask) != INADDR_NONE or 1 <= atoi(mask) <= 32
-    if len(net) >= 2 and net.startswith("[") and net.endswith("]") and inet_pton6(net[1:-1]) is not None:
+    if _bracketed_ipv6(net):
         return 0 <= atoi(mask) <= 128
     return False
+
+
+def _bracketed_ipv6(text: str) -> bool:
+    """`[address]` as the reference reads it, with getaddrinfo: a %scope glibc accepts (`[fe80::1%eth0]`,
+    as a link-local client is written) is part of the address, so such a pattern is no name to look up."""
+    return len(text) >= 2 and text.startswith("[") and text.endswith("]") \
+        and inet_pton6_scoped(text[1:-1]) is not None
 
 
 def _fgets_lines(data: bytes, size: int = 8192) -> list[bytes]:

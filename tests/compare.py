@@ -18,7 +18,16 @@ OUR_EXTRAS = [
     re.compile(r"warning: (\S+, line \d+: )?DNS lookup failed: "),
     # tcpdchk's checks the reference lacks
     re.compile(r"error: \S+, line \d+: \S+: IPv6 address without \[brackets\]: "),
-    re.compile(r"error: \S+, line \d+: tcpd stops reading "),
+    # what tcpd skips or never reads (README, tcpdchk findings): one pattern per line, whole
+    # a line without newline or over 2046 characters: tcpd reads the table no further
+    re.compile(r"^error: \S+, line \d+: tcpd stops reading \S+ here: (no rule from here on grants anything"
+               r"|every client that hosts\.allow does not grant is denied)$"),
+    # a line without ":": tcpd skips it
+    re.compile(r'^error: \S+, line \d+: no ":" separator: tcpd skips this line, so this rule never '
+               r"(grants|denies) anything$"),
+    # a table tcpd cannot open (no line number: the warning before it names none either)
+    re.compile(r"^error: tcpd ignores \S+ when it cannot open it: no rule in it grants anything$"),
+    re.compile(r"^error: tcpd denies every client that hosts\.allow does not grant when it cannot open \S+$"),
     re.compile(r"warning: \S+, line \d+: duplicate of \S+, line \d+: this rule is never used$"),
     re.compile(r"warning: \S+, line \d+: never used: \S+, line \d+ matches every client of "),
 ]

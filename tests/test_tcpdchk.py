@@ -145,10 +145,11 @@ def test_checks_the_reference_lacks(targeted):
     assert targeted["fixtures"]["ours"]["rc"] == 1  # an error was found
     assert "hosts.allow, line 3: warning: client list is empty or ends in EXCEPT" in stderr  # sshguard's
     junk = targeted["crlf and junk"]["ours"]["stderr"]
-    # tcpd stops at line 2 (its NUL glues the 3000 x's on): said there, and not again for the lines after it
-    assert "hosts.allow, line 2: error: tcpd stops reading hosts.allow here: no rule from here on grants anything" \
-        in junk
-    assert junk.count("error: tcpd stops reading") == 2  # that one, and the rule without ":" on line 2 before it
+    # the NUL on line 3 hides its newline and glues the 3000 x's on: tcpd stops there (Debian's warning says
+    # line 2), said once, not again for the lines after it
+    assert f"hosts.allow, line 3: {STOPS_ALLOW}" in junk
+    assert junk.count("error: tcpd stops reading") == 1
+    assert f"hosts.allow, line 2: {SKIPPED_ALLOW}" in junk  # the rule without ":" before it
     assert "hosts.deny, line 2: warning: never used: hosts.deny, line 1 matches every client of ALL first" in junk
     assert targeted["inetd.conf"]["ours"]["rc"] == 0
 
@@ -235,39 +236,62 @@ def unused_loopback() -> str:
     raise RuntimeError("no free loopback address")
 
 
-SKIPPED_ALLOW = ("error: tcpd stops reading this line and skips it: without a \":\" it is no rule, so it never "
-                 "grants anything")
+SKIPPED_ALLOW = 'error: no ":" separator: tcpd skips this line, so this rule never grants anything'
 SKIPPED_DENY = SKIPPED_ALLOW.replace("grants", "denies")
+STOPS_ALLOW = "error: tcpd stops reading hosts.allow here: no rule from here on grants anything"
+STOPS_DENY = "error: tcpd stops reading hosts.deny here: every client that hosts.allow does not grant is denied"
 
 
 def test_a_line_tcpd_skips_is_an_error(name_server):
     """Issue 12, item 8: a hosts.allow whose only line was `in.fingerd  127.0.0.1` got a warning and exit 0,
     so `tcpdchk -d && install` deployed it and tcpd denied the service. What tcpd skips is an error: a line
     without ":", the rest of a table after a line without newline or over 2046 characters, a table it cannot
-    open. Debian's words stay as they are; each error names the file and line."""
+    open. Debian's words stay as they are; each error names the file and line (or the table it cannot open),
+    and tests/compare.py knows each by its whole text."""
     tables = [{"hosts.allow": "in.fingerd  127.0.0.1\n"},
               {"hosts.deny": "ALL: 10.0.0.1\nALL 10.0.0.2\n"},
               {"hosts.deny": "ALL: 10.0.0.1"},
               {"hosts.allow": "sshd: " + "x" * 3000 + "\n"},  # its rest is read as a line without ":" too
-              {"hosts.allow": None, "hosts.deny": "ALL: 10.0.0.1\n"}]  # a symbolic link to itself
-    only, deny, unterminated, overlong, unreadable = run_cases([case(t, "-d") for t in tables],
-                                                               etc=name_server.etc())
+              {"hosts.allow": None, "hosts.deny": "ALL: 10.0.0.1\n"},  # a symbolic link to itself
+              {"hosts.deny": None}]
+    only, deny, unterminated, overlong, unreadable, unreadable_deny = run_cases([case(t, "-d") for t in tables],
+                                                                                etc=name_server.etc())
     assert only["ours"]["stderr"] == ('hosts.allow, line 1: warning: missing ":" separator\n'
                                       f"hosts.allow, line 1: {SKIPPED_ALLOW}\n")
     assert f"hosts.deny, line 2: {SKIPPED_DENY}\n" in deny["ours"]["stderr"]
-    assert ("hosts.deny, line 0: error: tcpd stops reading hosts.deny here: every client that hosts.allow does not "
-            "grant is denied") in unterminated["ours"]["stderr"]
+    assert f"hosts.deny, line 1: {STOPS_DENY}" in unterminated["ours"]["stderr"]
     assert 'hosts.allow, line 1: warning: missing ":" separator' in overlong["ours"]["stderr"]
-    assert overlong["ours"]["stderr"].count("error:") == 1  # tcpd never reads the rest: said once, at line 0
-    for result in (only, deny, unterminated, overlong):
-        assert result["ours"]["rc"] == 1
-        assert differences(result, program="tcpdchk") == []  # Debian's lines, in order; only errors added
-    assert unreadable["ours"]["rc"] == 1
+    assert overlong["ours"]["stderr"].count("error:") == 1  # tcpd never reads the rest: said once, at line 1
     assert unreadable["ours"]["stderr"].startswith(
         "tcpdchk: warning: cannot open hosts.allow: Too many levels of symbolic links\n"
         "tcpdchk: error: tcpd ignores hosts.allow when it cannot open it: no rule in it grants anything\n")
+    assert unreadable_deny["ours"]["stderr"] == (
+        "tcpdchk: warning: cannot open hosts.deny: Too many levels of symbolic links\n"
+        "tcpdchk: error: tcpd denies every client that hosts.allow does not grant when it cannot open hosts.deny\n")
     assert {"pri": 11, "ident": "tcpdchk", "text": "warning: cannot open hosts.allow: Too many levels of symbolic "
             "links"} in unreadable["reference"]["log"]
+    for result in (only, deny, unterminated, overlong, unreadable, unreadable_deny):
+        assert result["ours"]["rc"] == 1
+        assert differences(result, program="tcpdchk") == []  # Debian's lines, in order; only errors added
+
+
+def test_error_lines_name_the_line_where_tcpd_stops(name_server):
+    """Issue 13, item 12: for a line without newline or over 2046 characters Debian's warning names the line
+    before it (it counts the newlines read so far: `line 0` in a one-line file). That warning stays as it is;
+    our error names the line where tcpd's buffer filled or the file ended, continuation lines counted."""
+    continued = "sshd: ALL\nin.ftpd: LOCAL \\\nKNOWN \\\n" + "x" * 3000 + "\n"  # overflows on line 4
+    tables = [{"hosts.allow": "sshd: ALL\nin.ftpd: ALL"}, {"hosts.deny": "ALL: ALL"}, {"hosts.allow": continued}]
+    last, one_line, overflow = run_cases([case(t, "-d") for t in tables], etc=name_server.etc())
+    assert last["ours"]["stderr"] == ("hosts.allow, line 1: warning: missing newline or line too long\n"
+                                      f"hosts.allow, line 2: {STOPS_ALLOW}\n")
+    assert one_line["ours"]["stderr"] == ("hosts.deny, line 0: warning: missing newline or line too long\n"
+                                          f"hosts.deny, line 1: {STOPS_DENY}\n")
+    assert overflow["ours"]["stderr"] == ("hosts.allow, line 3: warning: missing newline or line too long\n"
+                                          f"hosts.allow, line 4: {STOPS_ALLOW}\n"
+                                          'hosts.allow, line 4: warning: missing ":" separator\n')
+    for result in (last, one_line, overflow):
+        assert result["ours"]["rc"] == 1
+        assert differences(result, program="tcpdchk") == []
 
 
 def test_unreachable_dns_is_said_once_and_the_real_findings_stay():
@@ -320,3 +344,34 @@ def test_dns_failure_ends_name_checks_but_nxdomain_is_an_answer(name_server, fai
         f"{name_server.address} {reason})"]
     assert asked[-1] == failing + "." and "78.0.0.10.in-addr.arpa." not in asked
     assert result["ours"]["rc"] == 0
+
+
+def test_scoped_ipv6_patterns_agree_with_reference(name_server):
+    """Issue 13: `[fe80::1%lo]` and `[fe80::%lo]/10` are addresses to Debian's tcpdchk, read as getaddrinfo
+    reads them (an interface only for a link-local address, or a number below 2**32), so it says nothing and
+    asks no name server; ours asked DNS for `[fe80::1%lo]` and called the network a bad net/mask. Scopes it
+    rejects stay findings, worded as Debian's: a name not found, or a bad net/mask. The same in a /file list."""
+    good = "[fe80::1%lo] [fe80::%lo]/10 [fe80::1%1] [::1%1] [2001:db8::%1]/32 [fe80::%0]/64"
+    bad = "[::1%lo] [fe80::1%nosuch] [fe80::1%] [fe80::%nosuch]/10 [fe80::%lo]/129 [2001:db8::%lo]/32"
+    files = {"hosts.allow": f"sshd: {good}\nsshd: /D/list\n", "hosts.deny": f"sshd: {bad}\n",
+             "list": good + "\n"}
+    asked_before = len(name_server.questions)
+    (result,) = run_cases([case(files, "-d", "-v")], etc=name_server.etc())
+    assert differences(result, program="tcpdchk") == []
+    assert "hosts.allow" not in result["ours"]["stderr"] and "list" not in result["ours"]["stderr"]
+    asked = name_server.questions[asked_before:]  # both tcpdchks: only the bad ones are names
+    assert not any("fe80::1%lo" in q or "fe80::1%1" in q for q in asked)
+    assert "[::1%lo]." in asked
+    assert "hosts.deny, line 1: warning: [fe80::%lo]/129: bad net/mask pattern" in result["ours"]["stderr"]
+
+
+def test_unbracketed_scoped_ipv6_is_an_error():
+    """`ALL: fe80::1%eth0` (sshd logs a link-local peer so, and a blocker copies it) is read by tcpd as the
+    client `fe80` and the options `:1%eth0`, as an unscoped one is: the address is never blocked."""
+    files = {"hosts.deny": "ALL: fe80::1%lo\nALL: fe80::2%nosuch\n"}
+    (result,) = run_cases([case(files, "-d", "--no-dns")], reference=False)
+    stderr = result["ours"]["stderr"]
+    for line, address in ((1, "fe80::1%lo"), (2, "fe80::2%nosuch")):
+        assert (f"hosts.deny, line {line}: error: {address}: IPv6 address without [brackets]: tcpd reads the "
+                f'client "fe80" and takes the rest as options, so this address never matches; write [{address}]'
+                ) in stderr

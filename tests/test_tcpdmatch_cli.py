@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from compare import differences, verdicts
-from sandbox import run_cases
+from sandbox import HOSTS, run_cases
 
 INETD_CONF = """# comment line
 finger  stream  tcp nowait nobody /usr/sbin/tcpd in.fingerd
@@ -166,3 +166,46 @@ def test_tabs_in_options_stay_tabs():
     (result,) = run_cases([{"files": files, "args": ["sshd", "10.0.0.1"]}])
     assert differences(result) == []
     assert "a\tb" in result["ours"]["stderr"] and "x\ty" in result["ours"]["stderr"]
+
+
+LONG = "h" * 150 + ".example.com"  # longer than the 127 bytes a request keeps of a name
+NAMES_ETC = {"hosts": HOSTS + f"fe80::3 scoped3\n10.0.0.7 {LONG}\n10.0.0.8 {LONG[:127]}\n10.0.0.9 {LONG}x\n"
+                      f"10.0.0.10 {LONG}x\n"}
+NAMES_FILES = {"hosts.allow": "sshd@[fe80::3]: 10.0.0.1: spawn echo %A %N\n", "hosts.deny": "ALL: ALL\n"}
+NAME_CASES = [
+    ("scoped server", ["sshd@fe80::3%lo", "10.0.0.1"]),
+    ("scoped server by number", ["sshd@fe80::3%1", "10.0.0.1"]),
+    ("scoped server without name", ["sshd@fe80::9%lo", "10.0.0.1"]),
+    ("long client", ["sshd", LONG]),
+    ("long client not found", ["sshd", "x" + LONG]),
+    ("long client, its first 127 bytes a host", ["sshd", LONG[:127] + "zzz"]),
+    ("long server not found", ["sshd@x" + LONG, "10.0.0.1"]),
+    ("long server with two addresses", ["sshd@" + LONG + "x", "10.0.0.1"]),
+    ("long numeric client", ["sshd", "0" * 130 + "1.2.3.4"]),
+    ("long numeric server", ["sshd@" + "0" * 130 + "1.2.3.4", "10.0.0.1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def name_results():
+    cases = [{"files": NAMES_FILES, "args": args} for _, args in NAME_CASES]
+    return dict(zip([name for name, _ in NAME_CASES], run_cases(cases, etc=NAMES_ETC), strict=True))
+
+
+@pytest.mark.parametrize("name", [name for name, _ in NAME_CASES])
+def test_scoped_and_long_hosts_agree(name, name_results):
+    """Issue 13: a numeric server keeps its %scope, as getaddrinfo gives it to Debian's tcpdmatch (shown as
+    getnameinfo writes it, and compared by the double-reverse check, so it never verifies); a client or
+    server argument is resolved and named in warnings whole, and only its request copy keeps 127 bytes."""
+    assert differences(name_results[name]) == []
+
+
+def test_scoped_server_is_paranoid_and_names_are_whole(name_results):
+    scoped = name_results["scoped server by number"]["ours"]
+    assert "server:   hostname paranoid\nserver:   address  fe80::3%lo\n" in scoped["stdout"]
+    assert "tcpdmatch: warning: host name/address mismatch: fe80::3%lo != scoped3\n" in scoped["stderr"]
+    assert "hosts.allow, line 1: option: spawn echo fe80::3%lo paranoid\n" in scoped["stderr"]
+    unnamed = name_results["scoped server without name"]["ours"]["stderr"]
+    assert "tcpdmatch: warning: host address fe80::9%lo->name lookup failed\n" in unnamed
+    not_found = name_results["long client not found"]["ours"]
+    assert not_found["rc"] == 1 and f"tcpdmatch: warning: x{LONG}: host not found\n" in not_found["stderr"]

@@ -114,7 +114,7 @@ class TcpdChk:
         for logical in logical_lines(table.data):
             with self.diag.in_context(path, logical.line):
                 if not logical.complete:
-                    self.incomplete(path, granted)
+                    self.incomplete(path, logical.line, granted)
                 elif not is_skipped(logical.text):
                     self.rule(path, logical.line, logical.text, granted)
 
@@ -127,23 +127,24 @@ class TcpdChk:
             self.diag.error("tcpd denies every client that hosts.allow does not grant when it cannot open "
                             f"{path}")
 
-    def incomplete(self, path: str, granted: bool) -> None:
+    def incomplete(self, path: str, line: int, granted: bool) -> None:
         """A line without newline or over 2046 characters: tcpd reads the table no further (tcpdchk goes on,
-        as Debian's does, but the lost lines are said to be lost only here, once)."""
+        as Debian's does, but the lost lines are said to be lost only here, once). Debian's warning names
+        `line`, the newlines read before it (the line before, `line 0` in a one-line file); our error
+        names the line tcpd was reading when its buffer filled or the file ended."""
         self.diag.warning("missing newline or line too long")
         if not self.tcpd_stopped:
-            self.diag.error(f"tcpd stops reading {path} here: " + (
-                "no rule from here on grants anything" if granted else
-                "every client that hosts.allow does not grant is denied"))
+            with self.diag.in_context(path, line + 1):
+                self.diag.error(f"tcpd stops reading {path} here: " + (
+                    "no rule from here on grants anything" if granted else
+                    "every client that hosts.allow does not grant is denied"))
         self.tcpd_stopped = True
 
     def no_separator(self, granted: bool) -> None:
         self.diag.warning('missing ":" separator')
         if not self.tcpd_stopped:  # past an incomplete line tcpd reads nothing, and that error was given
-            # worded "tcpd stops reading ..." as the error above: tests/compare.py knows it as one of ours
-            effect = "grants" if granted else "denies"
-            self.diag.error('tcpd stops reading this line and skips it: without a ":" it is no rule, so it '
-                            f"never {effect} anything")
+            self.diag.error(f'no ":" separator: tcpd skips this line, so this rule never '
+                            f"{'grants' if granted else 'denies'} anything")
 
     def rule(self, path: str, line: int, text: str, default_granted: bool) -> None:
         fields = plain_fields(text)
@@ -216,7 +217,8 @@ class TcpdChk:
             return
         rest = option_text.split(None, 1)[0] if option_text.split() else ""
         candidate = f"{clients[-1]}:{rest}"  # "ALL: 2001:db8::1" splits into client "2001", option "db8::1"
-        if inet_pton6(candidate) is not None:
+        # a %scope (sshd writes a link-local peer as fe80::1%eth0) is split off the same way, valid or not
+        if inet_pton6(candidate.partition("%")[0]) is not None:
             self.diag.error(f"{candidate}: IPv6 address without [brackets]: tcpd reads the client "
                             f'"{clients[-1]}" and takes the rest as options, so this address never matches; '
                             f"write [{candidate}]")

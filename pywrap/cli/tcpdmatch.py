@@ -23,9 +23,10 @@ from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, g
 from pywrap.diag import StreamDiagnostics
 from pywrap.expand import ExpansionTooLong, expand
 from pywrap.inetconf import Wrap, read_inetd_conf
+from pywrap.numeric import scope_id
 from pywrap.options import DryRun
 from pywrap.request import PARANOID, UNKNOWN, Endpoint, Request, known_name
-from pywrap.resolver import AF_INET6, Resolver, endpoint_name, format_address, sort_addresses
+from pywrap.resolver import AF_INET6, Resolver, endpoint_name, numeric_host, sort_addresses
 from pywrap.text import encode, same, split_unbracketed, truncate
 
 TYPE_CHECKING = False  # typing costs start-up time; only checkers need it
@@ -48,6 +49,8 @@ be read or an expansion is too long, 2 for usage errors.
 """
 
 NUMERIC = frozenset("01234567890./")
+
+Located = tuple[int, bytes, int]  # (family, packed address, sin6_scope_id: 0 for none and for IPv4)
 
 
 class Failure(Exception):
@@ -83,13 +86,20 @@ class TcpdMatch:
     # the two endpoints --------------------------------------------------------------------------
     def lookup(self, endpoint: Endpoint) -> str:
         assert endpoint.sockaddr is not None
-        return endpoint_name(self.resolver, endpoint.sockaddr, self.warn)
+        # the address text keeps a link-local server's %scope, which the double-reverse check compares too
+        return endpoint_name(self.resolver, endpoint.sockaddr, self.warn, scope_id(endpoint.address) or 0)
 
-    def resolve(self, host: str) -> list[tuple[int, bytes]]:
-        """Numeric first, then by name; warns like the reference when the name is an alias."""
+    def resolve(self, host: str) -> list[Located]:
+        """Numeric first (keeping getaddrinfo's scope: `fe80::3%lo` is a socket address on lo), then by
+        name (no scope: neither DNS nor /etc/hosts gives one); warns like the reference when the name is
+        an alias. `host` is the whole argument, as the reference resolves and names it."""
         try:
-            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
-            return [(info[0], socket.inet_pton(info[0], info[4][0].partition("%")[0])) for info in infos]
+            # bytes: a str goes through the idna codec first, which refuses labels over 63 characters
+            # (`000...01.2.3.4` is 1.2.3.4 to the C library)
+            infos = socket.getaddrinfo(host.encode("latin-1"), None, 0, socket.SOCK_STREAM, 0,
+                                       socket.AI_NUMERICHOST)
+            return [(info[0], socket.inet_pton(info[0], info[4][0].partition("%")[0]),
+                     info[4][3] if info[0] == AF_INET6 else 0) for info in infos]
         except (OSError, UnicodeError, ValueError):
             pass
         self.resolver.lookup_deadline()
@@ -101,31 +111,34 @@ class TcpdMatch:
         if not same(canonical, host):
             self.warn(f"{host}: hostname alias")
             self.warn(f"(official name: {truncate(canonical)})")
-        return sort_addresses(addresses)
+        return [(family, packed, 0) for family, packed in sort_addresses(addresses)]
 
-    def endpoint_at(self, family: int, packed: bytes) -> Endpoint:
-        return Endpoint(format_address(family, packed), 0, (family, packed), self.lookup)
+    def endpoint_at(self, family: int, packed: bytes, scope: int) -> Endpoint:
+        """The address as getnameinfo writes it (`fe80::3%lo`): what the reference shows and matches."""
+        return Endpoint(numeric_host(family, packed, scope), 0, (family, packed), self.lookup)
 
     def server_endpoint(self, server: str) -> Endpoint:
         if not (set(server) <= NUMERIC or known_name(server)):
             return Endpoint(name=server)
-        addresses = self.resolve(server)
-        if len(addresses) > 1:
+        endpoints = [self.endpoint_at(*located) for located in self.resolve(server)]
+        for endpoint in endpoints:  # every address is named (and warned about) first, as in the reference
+            if endpoint.name == UNKNOWN:
+                self.warn(f"host address {endpoint.address}->name lookup failed")
+        if len(endpoints) > 1:
             raise Failure(f"Error: {server} has more than one address\nPlease specify an address instead\n")
-        endpoint = self.endpoint_at(*addresses[0])
-        if endpoint.name == UNKNOWN:
-            self.warn(f"host address {endpoint.address}->name lookup failed")
-        return endpoint
+        return endpoints[0]
 
     def client_endpoints(self, client: str):
         if is_numeric_address(client):
-            yield Endpoint(client)  # verbatim, no socket address: "simulates a failed reverse lookup"
+            # verbatim (127 bytes of it, as the request keeps), no socket address: "simulates a failed
+            # reverse lookup"
+            yield Endpoint(truncate(client))
             return
         if not set(client) <= NUMERIC and (same(client, UNKNOWN) or same(client, PARANOID)):
             yield Endpoint(name=client)
             return
-        for family, packed in self.resolve(client):
-            endpoint = self.endpoint_at(family, packed)
+        for family, packed, scope in self.resolve(client):
+            endpoint = self.endpoint_at(family, packed, scope)
             if not (family == AF_INET6 and packed[:2] == b"\xfe\x80"):  # no check for link-local
                 if endpoint.name == UNKNOWN:
                     self.warn(f"host address {endpoint.address}->name lookup failed")
@@ -174,8 +187,9 @@ class TcpdMatch:
         elif status == Wrap.NOT_WRAPPED:
             self.warn(f"{daemon}: service possibly not wrapped")
         check_tables(self.diag, allow, deny)
-        # the request keeps 127 bytes of each value (the inetd.conf check above saw the whole daemon name)
-        daemon, server, user, client = (truncate(v) for v in (daemon, server, user, client))
+        # the request keeps 127 bytes of each value (the inetd.conf check above saw the whole daemon name);
+        # the server and client arguments are resolved whole, and cut where they become request values
+        daemon, user = truncate(daemon), truncate(user)
         user = user or UNKNOWN  # an empty user field is "not known" to the reference
         server_endpoint = self.server_endpoint(server)
         first = True
