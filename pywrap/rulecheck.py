@@ -20,6 +20,7 @@ from pywrap.diag import Diagnostics
 from pywrap.inetconf import InetConf, Wrap
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6_scoped
 from pywrap.resolver import DnsClient, Resolver, format_address, parse_numeric, verified_name
+from pywrap.tables import Refused, read_regular
 from pywrap.text import TCPDCHK_SEPARATORS, find_unbracketed, same, split_list
 
 RESERVED = ("ALL", "KNOWN", "LOCAL", "UNKNOWN", "PARANOID")
@@ -195,12 +196,14 @@ class RuleChecker:
 
     def file_list(self, path: str) -> int:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_regular(path)  # bounded, never waits on a FIFO: tcpd's own reader
         except FileNotFoundError:
             return 1
         except IsADirectoryError:
             return 1  # opens, but no line is ever read from it
+        except Refused as e:
+            self.diag.error(f"{path}: {e}: tcpd denies every client this list is asked about")
+            return 1
         except OSError as e:
             self.diag.warning(f"open {path}: {os.strerror(e.errno or 0)}")
             return 1

@@ -110,6 +110,16 @@ def test_tcpdchk_calls_a_refused_table_an_error():
         assert "tcpd denies every client that hosts.allow does not grant" in result["stderr"], (kind, result)
 
 
+def test_tcpdchk_calls_a_refused_file_list_an_error():
+    kinds = ("fifo", "/dev/zero", "oversize")
+    cases = [{"run": "tcpdchk", "files": bad_files(kind, "/file list"), "args": [], "timeout": LIMIT}
+             for kind in kinds]
+    for kind, result in zip(kinds, run(cases), strict=True):
+        assert result["rc"] == 1, (kind, result)
+        assert f"/list: {KINDS[kind][1]}: tcpd denies every client this list is asked about" in result["stderr"], (
+            kind, result)
+
+
 def test_the_reference_hangs_on_a_fifo_and_dev_zero_and_reads_a_big_file():
     places = [("fifo", "hosts.allow"), ("fifo", "/file list"), ("/dev/zero", "hosts.deny"),
               ("/dev/zero", "/file list"), ("oversize", "hosts.allow")]
