@@ -76,9 +76,11 @@ def load_table(path: str, diag: Diagnostics, use_cache: bool = True) -> tuple[st
         if entries is None and use_cache and size >= settings.PARSE_LOCK_MIN_SIZE:
             entries, turn = tablecache.parse_turn(path, fd, diag.warning)  # or wait for another's parse
         if entries is None:
-            entries = parsed_table(read_bounded(fd), path)
+            # the bytes and the file state they are the content of: the cache is keyed on what was read
+            snapshot = tablecache.read_file(fd, read_bounded)
+            entries = parsed_table(snapshot.data, path)
             if entries:
-                tablecache.store_entries(path, fd, entries, diag.warning)
+                tablecache.store_entries(path, fd, entries, snapshot, diag.warning)
         return "ok", entries
     except Refused as e:  # it grew past the bound since it was opened
         return f"error: {e}", ()

@@ -1,12 +1,24 @@
 """A cache of parsed tables, so that tcpd does not load the grammar (pyparsing) on every connection.
 
-Contract: `cached_entries(path, fd)` returns the parsed entries of the open table file `fd` if the cache holds
-them for exactly this file state, else None; `store_entries(path, fd, entries)` records them. A file state
-is (device, inode, size, mtime_ns, ctime_ns) of the open file: any write changes ctime, so an edit is seen by
-the next connection even within the same second and at the same size. The cache is plain data (marshal of
-tuples, strings, numbers, booleans and None only — never pickle — checked type by type on load), written
-atomically (temp file + rename, safe under many concurrent tcpd processes), no more readable than the
-table itself.
+Contract: `read_file(fd)` reads the open table file `fd` and says which file state the bytes are the content
+of; `cached_entries(path, fd)` returns the parsed entries of `fd` if the cache holds them for exactly this
+file state, else None; `store_entries(path, fd, entries, snapshot)` records the parse of a snapshot. A file
+state is (device, inode, size, mtime_ns, ctime_ns) of the open file.
+
+What is stored is keyed on what was read, never on the file as it is at store time: `read_file` takes the
+state with fstat on the same descriptor before and after reading, and a snapshot is storable only when the
+two agree (otherwise the file changed while it was read, fail2ban's `printf >>` in the middle of a
+connection: it is read once more, and if it changed again its bytes decide this one connection and are
+never stored). Timestamps move in ticks (a jiffy on most Linux file systems, 2 s on FAT), so a same-size
+rewrite in place within the tick of the file's last change leaves its state as it was, and an entry whose
+state had not settled when it was read (its mtime or ctime not SETTLE_NS older than the read: "racy", as
+git calls it) also holds the CRC-32 of the bytes it was parsed from: a hit on it reads the table and checks
+them. Once the state has settled (no later change can keep it), the first hit that checks the bytes of a
+table of VERIFY_MAX or more rewrites the entry without the check (reading a smaller table costs less than
+rewriting its cache, so its entry stays as it is), so a hit on a big table that did not change recently
+never reads the table. The cache is plain data (marshal of tuples, strings, numbers, booleans and None
+only — never pickle — checked type by type on load), written atomically (temp file + rename, safe under
+many concurrent tcpd processes), no more readable than the table itself.
 
 Whose caches a process trusts: only those it or root wrote. CACHE_DIR (root-owned, 0755) holds root's
 caches; root reads and writes only there. A process of another uid reads root's cache of a table when it
@@ -30,12 +42,14 @@ import stat
 import struct
 import sys
 import zlib
+from time import time_ns as clock_ns  # the clock a read is timed by (a module attribute: tests replace it)
 
 from pywrap import settings
 from pywrap.index import DamagedData, Run
+from pywrap.lean import record
 from pywrap.rules import LineProblem, OptionField, PatternList, Rule
 
-FORMAT = 6
+FORMAT = 7
 MAGIC = f"pywrap-tables-{FORMAT}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -51,6 +65,72 @@ def _cache_file(path: str) -> str | None:
 def _state(fd: int) -> tuple[int, int, int, int, int]:
     st = os.fstat(fd)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+# what was read, and when ------------------------------------------------------------------------------
+SETTLE_NS = 2_000_000_000  # a file last changed less than this before a read may change again unseen
+VERIFY_MAX = 64 << 10  # bytes: from this size on, a racy entry is rewritten settled once it may be
+
+
+class Snapshot(record("Snapshot", "data state at")):
+    data: bytes      # what was read, from the start of the file
+    state: tuple | None  # the file state `data` is the content of; None: it changed while it was read
+    at: int          # clock_ns() just before the read
+    __slots__ = ()
+
+
+def settled(state: tuple, at: int) -> bool:
+    """Whether any change of the file after `at` must show in its state: its last change (the later of
+    mtime and ctime) is SETTLE_NS older than `at`, so a later one lands in a later timestamp tick. The
+    margin is far wider than any tick but FAT's 2 s, and covers a coarse clock lagging the fine one."""
+    return max(state[3], state[4]) + SETTLE_NS < at
+
+
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_all(fd: int, read) -> bytes:
+    """The file's bytes from its start, by `read(fd)`: the one place a table is read (tests hook it)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    return read(fd)
+
+
+def read_file(fd: int, read=_read_to_end) -> Snapshot:
+    """All of the open table `fd`, by `read(fd)`, with the state it is the content of: fstat before and after
+    the read must agree and the size be what was read, or the file changed meanwhile and the bytes may mix
+    two versions. Then it is read once more; if it changed again, that read is returned with state None
+    (good for this decision, which is what this process read, never for the cache)."""
+    for _ in range(2):
+        at = clock_ns()
+        before = _state(fd)
+        data = _read_all(fd, read)
+        if _state(fd) == before and len(data) == before[2]:
+            return Snapshot(data, before, at)
+    return Snapshot(data, None, at)
+
+
+def _holds(fd: int, state: tuple, check: int) -> int | None:
+    """When the open table, in `state`, was read and found to hold the bytes whose CRC-32 is `check` (the
+    clock just before the read), or None. Never reads more than `state`'s size and one byte."""
+    at = clock_ns()
+    if _state(fd) != state:
+        return None
+    data = _read_all(fd, lambda f: _read_upto(f, state[2] + 1))
+    if _state(fd) != state or len(data) != state[2] or zlib.crc32(data) != check:
+        return None
+    return at
+
+
+def _read_upto(fd: int, size: int) -> bytes:
+    chunks, total = [], 0
+    while total < size and (chunk := os.read(fd, min(1 << 20, size - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 # entries <-> plain data ----------------------------------------------------------------------------
@@ -229,7 +309,7 @@ def _write_dir(note) -> tuple[int, str] | None:
 
 
 PREFIX = struct.Struct("<8sQQI")  # file tag, where the marshalled header starts, its length, its CRC-32
-TAG = b"pywrapT6"
+TAG = b"pywrapT7"
 
 
 BLOCK = 1 << 16  # the unit of lazy checking: a lookup in a huge index touches a few of these
@@ -294,7 +374,9 @@ class CheckedU32:
 def cached_entries(path: str, fd: int, note=None) -> tuple | None:
     """The entries cached for exactly this state of the open table `fd`, or None. Root reads only CACHE_DIR
     (root's own caches); another user reads root's cache there when it is fresh, else its own in
-    CACHE_DIR/users/<uid> (or CACHE_DIR itself, when that is the user's own)."""
+    CACHE_DIR/users/<uid> (or CACHE_DIR itself, when that is the user's own), and its own first when root's
+    is racy (it may have settled a copy of it). A racy entry is a hit only when the table still holds the
+    bytes it was parsed from."""
     if not settings.CACHE_DIR:
         return None
     name = _cache_name(path)
@@ -303,24 +385,53 @@ def cached_entries(path: str, fd: int, note=None) -> tuple | None:
         return None
     top_fd, own = top
     try:
-        entries = _read(top_fd, f"{settings.CACHE_DIR}/{name}", name, path, fd, note)
-        if entries is not None or own:
-            return entries
-        mine = _own_dir(top_fd, note, create=False)  # root's was missing or stale
+        found = _read(top_fd, f"{settings.CACHE_DIR}/{name}", name, path, fd, note)
+        if own or (found is not None and found.check is None):
+            return _checked(path, fd, found, note)
+        mine = _own_dir(top_fd, note, create=False)  # root's was missing, stale or racy
     finally:
         os.close(top_fd)
-    if mine is None:
+    if mine is not None:
+        try:
+            found = _read(mine[0], f"{mine[1]}/{name}", name, path, fd, note) or found
+        finally:
+            os.close(mine[0])
+    return _checked(path, fd, found, note)
+
+
+class _Found(record("_Found", "entries check start header region")):
+    """A cache file that matched the table's state: its entries, the CRC-32 of the table's bytes when it is
+    racy (else None), and what rewriting it takes (where its header starts, the header's fields, the bytes
+    between PREFIX and the header, None for padding only)."""
+
+    __slots__ = ()
+
+
+def _checked(path: str, fd: int, found: _Found | None, note) -> tuple | None:
+    """The entries of `found` if they may be used: a settled entry as it is; a racy one when the table still
+    holds the bytes it was parsed from, and then, if the table is big and its state has settled by now,
+    the entry is rewritten (in this process's own cache directory) without the check."""
+    if found is None:
         return None
-    try:
-        return _read(mine[0], f"{mine[1]}/{name}", name, path, fd, note)
-    finally:
-        os.close(mine[0])
+    if found.check is None:
+        return found.entries
+    state = found.header[1]
+    at = _holds(fd, state, found.check)
+    if at is None:
+        return None  # changed in the tick of the entry's read: parse it
+    if state[2] >= VERIFY_MAX and settled(state, at):
+        header = marshal.dumps(found.header + (None,))
+        region = found.region if found.region is not None else b"\0" * (found.start - PREFIX.size)
+        prefix = PREFIX.pack(TAG, found.start, len(header), zlib.crc32(header))
+        _write(path, fd, lambda: (prefix, region, header), note)
+    return found.entries
 
 
-def _read(dir_fd: int, cache: str, name: str, path: str, fd: int, note) -> tuple | None:
+def _read(dir_fd: int, cache: str, name: str, path: str, fd: int, note) -> _Found | None:
     """The file: PREFIX, the blobs (uint32 arrays and word keys of indexed runs) at 8-byte boundaries,
-    then the marshalled header (magic, file state, path, entries, blob table). Blobs are memory-mapped, not
-    read; every blob that can decide a verdict is checked against its CRC-32s as it is read."""
+    then the marshalled header (magic, file state, path, entries, blob table, check). Blobs are
+    memory-mapped, not read; every blob that can decide a verdict is checked against its CRC-32s as it is
+    read."""
     try:
         # O_NOFOLLOW: a symlink planted as the cache file is never followed
         f = os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd), "rb")
@@ -339,10 +450,13 @@ def _read(dir_fd: int, cache: str, name: str, path: str, fd: int, note) -> tuple
             header = f.read(length)
             if tag != TAG or len(header) != length or zlib.crc32(header) != checksum:
                 raise ValueError("header")
-            magic, state, key_path, data, table = marshal.loads(header)
+            magic, state, key_path, data, table, check = marshal.loads(header)
             if magic != MAGIC or key_path != path or state != _state(fd):
                 return None
+            if check is not None and _int(check) < 0:
+                raise ValueError("check")
             blobs = []
+            mapped = None
             if table:
                 import mmap  # only for tables with indexed runs
 
@@ -353,7 +467,8 @@ def _read(dir_fd: int, cache: str, name: str, path: str, fd: int, note) -> tuple
                     if not all(isinstance(crc, int) for crc in crcs):
                         raise ValueError("checksums")
                     blobs.append(CheckedBlob(mapped[offset:offset + size], crcs))
-            return from_data(data, blobs)
+            return _Found(from_data(data, blobs), check, start, (magic, state, key_path, data, table),
+                          None if mapped is None else mapped[PREFIX.size:start])
         except Exception:  # corrupt, truncated or foreign content: a miss, never a crash
             _say(note, f"{cache}: unreadable cache, parsing {path} instead")
             return None
@@ -409,11 +524,44 @@ def end_turn(lock: int) -> None:
     os.close(lock)  # closing the last descriptor releases the flock
 
 
-def store_entries(path: str, fd: int, entries, note=None) -> None:
-    """Record `entries` as the parse of the open table `fd`, in this process's own cache directory
-    (written to a temporary file, then renamed over the old one). A cache directory that cannot be used or
-    written (missing, read-only, full, someone else's) is said once per process; the entries are
+def store_entries(path: str, fd: int, entries, snapshot: Snapshot, note=None) -> None:
+    """Record `entries`, the parse of `snapshot` (read_file of the open table `fd`), under the state the
+    snapshot is the content of (none: it changed while it was read, nothing is stored), in this process's
+    own cache directory (written to a temporary file, then renamed over the old one). Racy unless that state
+    had settled when it was read; a big table whose state has settled since (its parse took seconds) is
+    read again, and stored settled if it still holds what was parsed. A cache directory that cannot be used
+    or written (missing, read-only, full, someone else's) is said once per process; the entries are
     returned to the caller all the same."""
+    state = snapshot.state
+    if state is None:
+        return
+
+    def pieces() -> list:
+        check = None if settled(state, snapshot.at) else zlib.crc32(snapshot.data)
+        if check is not None and state[2] >= VERIFY_MAX and settled(state, clock_ns()):
+            held = _holds(fd, state, check)
+            if held is not None and settled(state, held):
+                check = None
+        blobs: list[bytes] = []
+        data = to_data(entries, blobs)
+        table, position = [], _aligned(PREFIX.size)
+        for blob in blobs:
+            crcs = tuple(zlib.crc32(blob[at:at + BLOCK]) for at in range(0, len(blob), BLOCK))
+            table.append((position, len(blob), crcs))
+            position = _aligned(position + len(blob))
+        header = marshal.dumps((MAGIC, state, path, data, tuple(table), check))
+        out, written = [PREFIX.pack(TAG, position, len(header), zlib.crc32(header))], PREFIX.size
+        for blob, (offset, _, _) in zip(blobs, table, strict=True):
+            out += (b"\0" * (offset - written), blob)
+            written = offset + len(blob)
+        return [*out, b"\0" * (position - written), header]
+
+    _write(path, fd, pieces, note)
+
+
+def _write(path: str, fd: int, pieces, note) -> None:
+    """A cache file of `pieces()` (bytes-like pieces, or ValueError: nothing to store) for the table `path`
+    (open as `fd`), in this process's own cache directory: a temporary file renamed over the old one."""
     if not settings.CACHE_DIR:
         return
     place = _write_dir(note)
@@ -423,25 +571,14 @@ def store_entries(path: str, fd: int, entries, note=None) -> None:
     name = _cache_name(path)
     tmp = f"{name}.{os.getpid()}.tmp"
     try:
-        blobs: list[bytes] = []
-        data = to_data(entries, blobs)
-        table, position = [], _aligned(PREFIX.size)
-        for blob in blobs:
-            crcs = tuple(zlib.crc32(blob[at:at + BLOCK]) for at in range(0, len(blob), BLOCK))
-            table.append((position, len(blob), crcs))
-            position = _aligned(position + len(blob))
-        header = marshal.dumps((MAGIC, _state(fd), path, data, tuple(table)))
         # as readable as the table: a table others may not read is not shown to them through its cache
         mode = 0o644 if os.fstat(fd).st_mode & stat.S_IROTH else 0o600
+        content = pieces()
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
                          dir_fd=directory)
         try:
-            written = PREFIX.size
-            _write_all(fd_out, PREFIX.pack(TAG, position, len(header), zlib.crc32(header)))
-            for blob, (offset, _, _) in zip(blobs, table, strict=True):
-                _write_all(fd_out, b"\0" * (offset - written) + blob)
-                written = offset + len(blob)
-            _write_all(fd_out, b"\0" * (position - written) + header)
+            for piece in content:
+                _write_all(fd_out, piece)
         finally:
             os.close(fd_out)
         os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)

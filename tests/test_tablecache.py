@@ -79,13 +79,13 @@ def test_a_damaged_cache_is_a_miss(cache, damage):
     (cache_file,) = (cache / "cache").iterdir()
     blob = cache_file.read_bytes()
     tag, start, length, checksum = tablecache.PREFIX.unpack(blob[:tablecache.PREFIX.size])
-    magic, state, path, data, blobs = marshal.loads(blob[start:start + length])
+    magic, state, path, data, blobs, check = marshal.loads(blob[start:start + length])
     replacement = {
         "truncate": blob[: len(blob) // 2],
         "garbage": os.urandom(200),
         "bad checksum": blob[:-1] + bytes([blob[-1] ^ 1]),
         "code": sealed(compile("1/0", "x", "eval")),
-        "wrong types": sealed((magic, state, path, (("R", 1, "x", None, None, None),), ())),
+        "wrong types": sealed((magic, state, path, (("R", 1, "x", None, None, None),), (), check)),
         "empty": b"",
     }[damage]
     cache_file.write_bytes(replacement)
@@ -134,13 +134,13 @@ def test_a_checksummed_cache_with_impossible_positions_never_changes_a_verdict(c
     (cache_file,) = (cache / "cache").iterdir()
     blob = bytearray(cache_file.read_bytes())
     tag, start, length, _ = tablecache.PREFIX.unpack(bytes(blob[:tablecache.PREFIX.size]))
-    magic, state, key_path, data, table = marshal.loads(bytes(blob[start:start + length]))
+    magic, state, key_path, data, table, check = marshal.loads(bytes(blob[start:start + length]))
     positions = data[0][6][1]  # the run's first-position array of its exact addresses
     offset, size, _ = table[positions]
     blob[offset:offset + size] = b"\xff\xff\xff\x7f" * (size // 4)
     table = list(table)
     table[positions] = (offset, size, (zlib.crc32(bytes(blob[offset:offset + size])),))
-    header = marshal.dumps((magic, state, key_path, data, tuple(table)))
+    header = marshal.dumps((magic, state, key_path, data, tuple(table), check))
     blob[start:] = header
     blob[:tablecache.PREFIX.size] = tablecache.PREFIX.pack(tag, start, len(header), zlib.crc32(header))
     cache_file.write_bytes(bytes(blob))
@@ -176,7 +176,7 @@ def test_while_one_process_parses_a_big_table_the_others_wait_for_its_result(cac
     time.sleep(0.5)
     assert waiter.is_alive() and calls == []  # waiting, not parsing
     fd = os.open(table, os.O_RDONLY)
-    tablecache.store_entries(str(table), fd, real_parse(RULES, str(table)))  # the other one's result
+    tablecache.store_entries(str(table), fd, real_parse(RULES, str(table)), tablecache.read_file(fd))  # the other one's
     os.close(fd)
     os.close(lock)
     waiter.join(10)
