@@ -28,6 +28,8 @@ DNS_SERVERS     ?=
 PARANOID        ?= 0
 ## where tcpd keeps parsed tables between connections ("" for no cache)
 CACHE_DIR       ?= /var/cache/pywrap
+## seconds tcpd may take per connection, then it denies (empty: DNS_TIMEOUT + RFC931_TIMEOUT + 5; 0: none)
+WATCHDOG        ?=
 ## the C compiler and its flags, for the launcher
 CC              ?= cc
 CFLAGS          ?= -O2
@@ -119,7 +121,7 @@ install: $(PIP_STAMP) ## install into $(DESTDIR)$(PREFIX) (needs only python3-ve
 	"$(PYTHON)" tools/write_build_settings.py "$(DESTDIR)$(LIBDIR)/pywrap/_build.py" \
 	  REAL_DAEMON_DIR="$(REAL_DAEMON_DIR)" HOSTS_ALLOW="$(HOSTS_ALLOW)" HOSTS_DENY="$(HOSTS_DENY)" \
 	  REFUSE_PAUSE="$(REFUSE_PAUSE)" RFC931_TIMEOUT="$(RFC931_TIMEOUT)" DNS_TIMEOUT="$(DNS_TIMEOUT)" \
-	  DNS_SERVERS="$(DNS_SERVERS)" PARANOID="$(PARANOID)" CACHE_DIR="$(CACHE_DIR)"
+	  DNS_SERVERS="$(DNS_SERVERS)" PARANOID="$(PARANOID)" CACHE_DIR="$(CACHE_DIR)" WATCHDOG="$(WATCHDOG)"
 	"$(PYTHON)" -m compileall -q "$(DESTDIR)$(LIBDIR)"
 	for p in $(PROGRAMS); do \
 	  "$(PYTHON)" tools/write_program.py "$(DESTDIR)$(SBINDIR)/$$p" "$(PYTHON)" "$(LIBDIR)" $$p; \

@@ -4,11 +4,15 @@ Contract: `TcpdEffects` implements `pywrap.options.Effects` for a real connectio
 tcpd, on purpose (README, differences table): `spawn` and `aclexec` run with stdin, stdout and stderr on
 /dev/null (Debian's aclexec hands them the client's socket), and `user` / `group` really drop privileges
 (setgroups or initgroups, then setgid, then setuid, each checked), where Debian's only checks the names.
-Everything else is as the reference does it (../shared/spec/options.md §2).
+Everything else is as the reference does it (../shared/spec/options.md §2). The commands start with the
+signal dispositions and mask the program that runs them was given, not the interpreter's: tcpd's
+`Handover` (pywrap/tcpd.py) knows them; without one (the library) SIGPIPE and SIGXFSZ, which the
+interpreter ignores, are back at their defaults, as subprocess puts them.
 """
 
 from __future__ import annotations
 
+import _signal  # the C module, loaded at start-up (`signal` imports enum)
 import _socket as socket  # the C module: `socket` costs ~6 ms of start-up per connection
 import os
 import struct
@@ -24,17 +28,27 @@ TYPE_CHECKING = False  # no typing or collections import at run time: tcpd pays 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pywrap.tcpd import Handover
+
 SHELL = "/bin/sh"
 
 
-def run_shell(command: str) -> tuple[int, int]:
-    """fork + `/bin/sh -c command` with stdio on /dev/null and SIGHUP ignored; wait. -> (pid, wait status)"""
-    import signal  # only when a command runs: its import (with enum) costs start-up on every connection
+def default_signals() -> None:
+    """SIGPIPE and SIGXFSZ, which the interpreter ignores, back to their defaults (as subprocess does)."""
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
 
+
+def run_shell(command: str, signals: Callable[[], None] = default_signals, ignore_sighup: bool = True
+              ) -> tuple[int, int]:
+    """fork + `/bin/sh -c command` with stdio on /dev/null, `signals()` done and SIGHUP ignored (spawn's,
+    not aclexec's, as in the reference); wait. -> (pid, wait status)"""
     pid = os.fork()
     if pid == 0:  # child: never return into tcpd's own code
         try:
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signals()
+            if ignore_sighup:
+                _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
@@ -45,9 +59,10 @@ def run_shell(command: str) -> tuple[int, int]:
     return pid, status
 
 
-def run_aclexec(command: str, warn: Callable[[str], None]) -> bool:
+def run_aclexec(command: str, warn: Callable[[str], None],
+                signals: Callable[[], None] = default_signals) -> bool:
     """aclexec: run the command; True when it exited 0 (death by a signal is also reported)."""
-    pid, status = run_shell(command)
+    pid, status = run_shell(command, signals, ignore_sighup=False)
     if os.WIFSIGNALED(status):
         warn(f"process {pid} exited with signal {os.WTERMSIG(status)}")
         return False
@@ -56,35 +71,39 @@ def run_aclexec(command: str, warn: Callable[[str], None]) -> bool:
 
 class TcpdEffects(Effects):
     def __init__(self, request: Request, diag: Diagnostics, log: SyslogClient, sock: socket.socket | None,
-                 refuse: Callable[[], None]) -> None:
+                 refuse: Callable[[], None], handover: Handover) -> None:
         self.request = request
         self.diag = diag
         self.log = log
         self.sock = sock
         self.refuse = refuse            # the exit path, for a twist that cannot run
+        self.handover = handover        # fds 0-2 and the signal state for what tcpd runs
         self.allow_severity: int | None = None
         self.deny_severity: int | None = None
         self.ident_timeout: int | None = None
         self.lookup_user: Callable[[], str] | None = None
 
     def spawn(self, command: str) -> None:
-        run_shell(command)
+        run_shell(command, self.handover.child)
 
     def aclexec(self, command: str) -> bool:
-        return run_aclexec(command, self.diag.warning)
+        return run_aclexec(command, self.diag.warning, self.handover.child)
 
     def twist(self, command: str) -> None:
         self.log.log(self.deny_severity or LOG_WARNING, f"twist {self.request.client_info()} to {command}")
+        self.log.close()
         try:
+            self.handover.hand_over()  # fds 0-2 the client's again, signals as given, no watchdog
             os.dup2(0, 1)
             os.dup2(0, 2)
         except OSError as e:
+            self.handover.take_back()
             self.diag.warning(f"twist_option: dup: {os.strerror(e.errno or 0)}")
             self.refuse()
-        self.log.close()
         try:
             os.execv(SHELL, [b"sh", b"-c", encode(command)])
         except OSError as e:
+            self.handover.take_back()
             self.diag.warning(f"twist_option: {SHELL}: {os.strerror(e.errno or 0)}")
             self.refuse()
 
@@ -101,7 +120,7 @@ class TcpdEffects(Effects):
         data = banner_bytes(directory, request, self.diag.warning)
         while data:
             try:
-                data = data[os.write(0, data):]
+                data = data[os.write(self.handover.client, data):]
             except OSError:
                 return
 

@@ -29,8 +29,13 @@ LOG_BUDGET = 2.0             # seconds all of a process's syslog lines may wait 
                              # line the log socket cannot take at once is dropped (and counted)
 REFUSE_PAUSE = 5             # seconds tcpd waits before exiting after a refusal (keeps inetd from respawning
                              # at full speed for a hostile client), as the reference does
+WATCHDOG = None              # seconds one tcpd process may take to decide, whatever it waits for; then it
+                             # denies, logs and exits (0: none; None: DNS_TIMEOUT + RFC931_TIMEOUT + 5)
 
 try:  # values baked in by `make install`
     from pywrap._build import *  # noqa: F403
 except ImportError:
     pass
+
+if WATCHDOG is None:  # after the baked-in values: it follows the timeouts it must leave room for
+    WATCHDOG = DNS_TIMEOUT + RFC931_TIMEOUT + 5

@@ -6,7 +6,8 @@ Debian's tcpd and inetd plus the probe daemon `showargs` (so REAL_DAEMON_DIR=/us
 private /dev/log whose lines are collected. For each scenario and each variant ("reference": /usr/sbin/tcpd,
 "ours": the installed launcher) it starts `inetd -d -i CONF` on loopback ports, makes the scenario's
 connections from 127.0.0.x source addresses, records what each client received and the syslog lines, and
-stops inetd by pid. Nothing leaves the machine.
+stops inetd by pid. Nothing leaves the machine. With "link_local" in the spec it must run in a network
+namespace of its own (`unshare -m -n`): it brings loopback up with fe80::1 on it, a source for clients.
 """
 
 from __future__ import annotations
@@ -25,11 +26,23 @@ import time
 from debian import INETD
 from nsrunner import CHECKOUT, SyslogCollector, private_dev, private_etc, reachable_by_everyone
 
-# showargs is a tiny C program (a #! script would lose argv[0]) that hands its whole argv to the Python probe.
+# showargs is a tiny C program (a #! script would lose argv[0]) that hands its whole argv to the Python probe,
+# and its own signal state (SigIgn and SigBlk of /proc/self/status, as it was exec'ed with them; the Python
+# probe cannot see them: the interpreter ignores SIGPIPE and SIGXFSZ at start-up) in PROBE_SIGIGN/SIGBLK.
 PROBE_C = r'''
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
+    char line[256];
+    FILE *status = fopen("/proc/self/status", "r");
+    while (status != NULL && fgets(line, sizeof(line), status) != NULL) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "SigIgn:\t", 8) == 0) setenv("PROBE_SIGIGN", line + 8, 1);
+        if (strncmp(line, "SigBlk:\t", 8) == 0) setenv("PROBE_SIGBLK", line + 8, 1);
+    }
+    if (status != NULL) fclose(status);
     char **args = calloc(argc + 4, sizeof(char *));
     args[0] = "python3"; args[1] = "-S"; args[2] = "/usr/sbin/showargs.py";
     for (int i = 0; i < argc; i++) args[i + 3] = argv[i];
@@ -39,12 +52,13 @@ int main(int argc, char **argv) {
 '''
 
 PROBE = r'''
-# showargs.py: reports how tcpd ran showargs (argv, ids, umask, nice, FOO, fd types), then exits.
+# showargs.py: reports how tcpd ran showargs (argv, ids, umask, nice, FOO, fd types, signals), then exits.
 import json, os, socket, stat, sys
 mask = os.umask(0); os.umask(mask)
 report = {"argv": sys.argv[1:], "uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()),
           "umask": oct(mask), "nice": os.nice(0), "FOO": os.environ.get("FOO"),
-          "sockets": [stat.S_ISSOCK(os.fstat(fd).st_mode) for fd in (0, 1, 2)]}
+          "sockets": [stat.S_ISSOCK(os.fstat(fd).st_mode) for fd in (0, 1, 2)],
+          "SigIgn": os.environ.get("PROBE_SIGIGN"), "SigBlk": os.environ.get("PROBE_SIGBLK")}
 sock = socket.socket(fileno=os.dup(0))
 if sock.type == socket.SOCK_DGRAM:
     data, peer = sock.recvfrom(8192)
@@ -90,17 +104,22 @@ def terminal_seen(lines: list[dict]) -> bool:
 
 
 def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict],
-                ip_options: str = "", wait: float = 6) -> dict:
-    received = b""
+                ip_options: str = "", wait: float = 6, until_closed: bool = False) -> dict:
+    """What the client received, when tcpd decided ("seconds"), and whether the connection was closed within
+    `wait` ("closed"), with how many of the syslog lines had arrived by then ("lines_before_close").
+    `until_closed`: read until the connection closes (or `wait` ends), not only until shortly after the
+    verdict."""
+    received, closed, lines_before_close = b"", False, None
     started, first = time.monotonic(), len(seen)
     host = "::1" if ":" in source else "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
         try:
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock = socket.socket(family)
             sock.settimeout(2)
             if ip_options:  # e.g. record route: the server side then sees IP options on the connection
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes.fromhex(ip_options))
-            sock.bind((source, 0))
+            sock.bind(socket.getaddrinfo(source, 0, family, socket.SOCK_STREAM)[0][4])  # fe80::1%lo too
             sock.connect((host, port))
             break
         except OSError:
@@ -118,17 +137,19 @@ def connect_tcp(port: int, source: str, send: str, log: SyslogCollector, seen: l
                 try:
                     chunk = sock.recv(65536)
                 except OSError:
-                    break
+                    chunk = b""
                 if not chunk:
+                    closed, lines_before_close = True, len(seen) - first
                     break
                 received += chunk
             seen.extend(log.collect_now())
             if grace is None and terminal_seen(seen[first:]):
                 decided = time.monotonic() - started
                 grace = time.monotonic() + 0.5
-            if grace is not None and time.monotonic() > grace:
+            if grace is not None and time.monotonic() > grace and not until_closed:
                 break
-    return {"received": received.decode("latin-1"), "seconds": decided}
+    return {"received": received.decode("latin-1"), "seconds": decided, "closed": closed,
+            "lines_before_close": lines_before_close}
 
 
 def connect_udp(port: int, source: str, send: str, log: SyslogCollector, seen: list[dict],
@@ -163,8 +184,16 @@ def write_tables(scenario: dict, work: str, port: int) -> None:
                 f.write(text.replace("/D/", work + "/").replace("{port}", str(port)).encode("latin-1"))
 
 
+def signal_state(signals: dict) -> None:
+    """In the child, before it execs tcpd: the scenario's ignored and blocked signals (by name)."""
+    for name in signals.get("ignore", []):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, [getattr(signal, name) for name in signals.get("block", [])])
+
+
 def run_direct(scenario: dict, tcpd: str, work: str, log: SyslogCollector) -> dict:
-    """tcpd started by hand with a pipe or an AF_UNIX socket pair as fds 0-2 (no inetd)."""
+    """tcpd started by hand with a pipe or an AF_UNIX socket pair as fds 0-2 (no inetd), with the
+    scenario's "signals" ignored and blocked."""
     write_tables(scenario, work, 0)
     log.collect()
     if scenario["direct"] == "pipe":
@@ -173,7 +202,8 @@ def run_direct(scenario: dict, tcpd: str, work: str, log: SyslogCollector) -> di
         mine, peer = socket.socketpair()
         theirs, ours = peer.detach(), mine.detach()
     start = time.monotonic()
-    proc = subprocess.Popen([scenario["argv0"]], executable=tcpd, stdin=theirs, stdout=theirs, stderr=theirs)
+    proc = subprocess.Popen([scenario["argv0"]], executable=tcpd, stdin=theirs, stdout=theirs, stderr=theirs,
+                            preexec_fn=lambda: signal_state(scenario.get("signals", {})))
     os.close(theirs)
     received = b""
     if scenario["direct"] != "pipe":
@@ -187,8 +217,19 @@ def run_direct(scenario: dict, tcpd: str, work: str, log: SyslogCollector) -> di
     else:
         os.close(ours)
     status = proc.wait(timeout=30)
-    return {"clients": [{"received": received.decode("latin-1")}], "log": log.collect(), "files": {},
-            "status": status, "seconds": round(time.monotonic() - start, 1)}
+    return {"clients": [{"received": received.decode("latin-1")}], "log": log.collect(),
+            "files": read_files(scenario, work), "status": status, "seconds": round(time.monotonic() - start, 1)}
+
+
+def read_files(scenario: dict, work: str) -> dict:
+    files = {}
+    for name in scenario.get("read", []):
+        try:
+            with open(os.path.join(work, name), encoding="latin-1") as f:
+                files[name] = f.read()
+        except OSError:
+            files[name] = None
+    return files
 
 
 def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogCollector) -> dict:
@@ -209,21 +250,15 @@ def run_variant(scenario: dict, tcpd: str, port: int, work: str, log: SyslogColl
         for conn in scenario["connections"]:
             connect = connect_udp if conn.get("udp") else connect_tcp
             before = len(seen)
+            options = {"until_closed": True} if conn.get("until_closed") else {}
             clients.append(connect(port, conn.get("source", "127.0.0.1"), conn.get("send", ""), log, seen,
-                                   conn.get("ip_options", ""), conn.get("wait", 6)))
+                                   conn.get("ip_options", ""), conn.get("wait", 6), **options))
             clients[-1]["log"] = seen[before:]
     finally:
         stop(inetd)
     time.sleep(0.1)
     seen.extend(log.collect())
-    files = {}
-    for name in scenario.get("read", []):
-        try:
-            with open(os.path.join(work, name), encoding="latin-1") as f:
-                files[name] = f.read()
-        except OSError:
-            files[name] = None
-    return {"clients": clients, "log": seen, "files": files}
+    return {"clients": clients, "log": seen, "files": read_files(scenario, work)}
 
 
 def private_sbin(root: str) -> None:
@@ -245,6 +280,9 @@ def main(spec_path: str, out_path: str) -> int:
         spec = json.load(f)
     reachable_by_everyone(CHECKOUT)  # cases run as nobody
     root = tempfile.mkdtemp(prefix="pywrap-e2e-", dir=spec.get("workdir"))  # removed by the caller
+    if spec.get("link_local"):  # a network namespace of its own (unshare -n): loopback up, with fe80::1 on it
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "addr", "add", "fe80::1/64", "dev", "lo", "nodad"], check=True)
     os.chmod(root, 0o755)
     private_etc(root, spec.get("etc", {}))
     log = SyslogCollector(private_dev(root))

@@ -12,6 +12,8 @@ import pytest
 from tcpd_sandbox import install_ours, log_lines, report, run_scenarios, without_our_extras
 
 TCP = "127.0.0.1:{port} stream tcp nowait root {tcpd} showargs a b\n"
+SIGNALS = "grep -E '^Sig(Ign|Blk)' /proc/self/status"  # the signal state a command starts with
+GIVEN = {"ignore": ["SIGPIPE", "SIGALRM", "SIGUSR2"], "block": ["SIGALRM", "SIGUSR1"]}  # to tcpd, by hand
 UDP = "127.0.0.1:{port} dgram udp wait root {tcpd} showargs\n"
 LOCAL, OTHER = {"source": "127.0.0.1"}, {"source": "127.0.0.2"}
 
@@ -57,6 +59,17 @@ SCENARIOS = {
     "exec failure, by hand": {"direct": "unix", "argv0": "nonexistent-daemon-xyz"},
     "port and server patterns": {"hosts.allow": "{port}: 127.0.0.2\nshowargs@127.0.0.1: 127.0.0.1\n",
                                  "hosts.deny": "ALL: ALL\n", "conf": TCP, "connections": [LOCAL, OTHER]},
+    # what the daemon (the probe reports it), spawn, aclexec and twist commands start with: Debian's tcpd
+    # passes on what inetd (or whoever ran it) gave it; the interpreter ignores SIGPIPE and SIGXFSZ
+    "signals: spawn and aclexec": {"hosts.allow": f"showargs: ALL: spawn {SIGNALS} > /D/spawned: "
+                                                  f"aclexec {SIGNALS} > /D/aclexec\n",
+                                   "conf": TCP, "connections": [LOCAL], "read": ["spawned", "aclexec"]},
+    "signals: twist": {"hosts.allow": f"showargs: ALL: twist {SIGNALS}\n", "conf": TCP, "connections": [LOCAL]},
+    "signals given to tcpd: spawn and aclexec": {
+        "direct": "unix", "argv0": "showargs", "signals": GIVEN, "read": ["spawned", "aclexec"],
+        "hosts.allow": f"showargs: ALL: spawn {SIGNALS} > /D/spawned: aclexec {SIGNALS} > /D/aclexec\n"},
+    "signals given to tcpd: twist": {"direct": "unix", "argv0": "showargs", "signals": GIVEN,
+                                     "hosts.allow": f"showargs: ALL: twist {SIGNALS}\n"},
 }
 OURS_ONLY = {
     "tcpd as argv[0]": {"conf": "127.0.0.1:{port} stream tcp nowait root {tcpd} tcpd /usr/sbin/showargs y\n",
@@ -190,3 +203,29 @@ def test_aclexec_output_never_reaches_the_client(results):
     ours = results["aclexec output stays off the socket"]["ours"]["clients"][0]["received"]
     assert ref.startswith("leaked")  # Debian hands aclexec the client's socket
     assert ours == ""
+
+
+def status_lines(text: str) -> dict:
+    return dict(line.split(":\t") for line in text.splitlines())
+
+
+def test_what_tcpd_runs_starts_with_the_signal_state_tcpd_was_given(results):
+    """Not the interpreter's (SigIgn 0000000001001000: SIGPIPE and SIGXFSZ ignored), nor the watchdog's
+    (SIGALRM caught and unblocked): the daemon, spawn, aclexec and twist get what tcpd was given, spawn with
+    SIGHUP ignored as well (as the reference's does, but not aclexec). test_same_as_debian compares them with
+    Debian's. The commands' masks show as empty: /bin/sh (dash) unblocks every signal as it starts."""
+    inetd = {"SigIgn": "0000000000000000", "SigBlk": "0000000000000000"}
+    spawned = results["signals: spawn and aclexec"]["ours"]
+    assert {k: report(spawned["clients"][0])[k] for k in inetd} == inetd
+    assert status_lines(spawned["files"]["spawned"]) == {**inetd, "SigIgn": "0000000000000001"}
+    assert status_lines(spawned["files"]["aclexec"]) == inetd
+    assert status_lines(results["signals: twist"]["ours"]["clients"][0]["received"]) == inetd
+    # by hand, with SIGPIPE, SIGALRM and SIGUSR2 ignored, SIGALRM and SIGUSR1 blocked
+    ignored, blocked = 1 << 12 | 1 << 13 | 1 << 11, 1 << 13 | 1 << 9
+    spawned = results["signals given to tcpd: spawn and aclexec"]["ours"]
+    daemon = report(spawned["clients"][0])
+    assert (daemon["SigIgn"], daemon["SigBlk"]) == (f"{ignored:016x}", f"{blocked:016x}")
+    by_sh = {"SigIgn": f"{ignored:016x}", "SigBlk": "0000000000000000"}
+    assert status_lines(spawned["files"]["spawned"]) == {**by_sh, "SigIgn": f"{ignored | 1:016x}"}
+    assert status_lines(spawned["files"]["aclexec"]) == by_sh
+    assert status_lines(results["signals given to tcpd: twist"]["ours"]["clients"][0]["received"]) == by_sh

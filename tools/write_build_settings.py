@@ -1,13 +1,15 @@
 """Write pywrap/_build.py: the settings `make install` bakes into an installed copy.
 
-Usage: write_build_settings.py OUTFILE NAME=VALUE ...   (values are strings; names must be known settings)
+Usage: write_build_settings.py OUTFILE NAME=VALUE ...   (values are strings; names must be known settings;
+an empty WATCHDOG is left to pywrap/settings.py, which derives it from DNS_TIMEOUT and RFC931_TIMEOUT)
 """
 
 import re
 import sys
 
 PATHS = {"REAL_DAEMON_DIR", "HOSTS_ALLOW", "HOSTS_DENY", "CACHE_DIR"}
-NUMBERS = {"REFUSE_PAUSE", "RFC931_TIMEOUT", "DNS_TIMEOUT"}
+NUMBERS = {"REFUSE_PAUSE", "RFC931_TIMEOUT", "DNS_TIMEOUT", "WATCHDOG"}
+DERIVED = {"WATCHDOG"}  # empty: computed from the others (pywrap/settings.py)
 FLAGS = {"PARANOID"}
 SERVERS = {"DNS_SERVERS"}
 SERVER = re.compile(r"^[0-9A-Fa-f.:]+(#\d+)?$")
@@ -24,6 +26,8 @@ def main(argv: list[str]) -> int:
             lines.append(f"{name} = {value == '1'}")
         elif sep and name in SERVERS and all(SERVER.match(v) for v in value.split()):
             lines.append(f"{name} = {value!r}")
+        elif sep and name in DERIVED and value == "":
+            lines.append(f"{name} = None")
         elif sep and name == "CACHE_DIR" and value == "":
             lines.append(f"{name} = ''")
         elif sep and name in PATHS and value.startswith("/") and "'" not in value:

@@ -5,7 +5,9 @@ PATH with the given arguments, and copy its output with every non-printable byte
 and three octal digits, backslashes doubled, lines folded at 128 columns with a trailing backslash, and
 each line indented by one space; at most 100,000 input bytes, at most 60 seconds. Exit status 0 when finger
 exited 0, else 1. `--help` as the only argument (ours: Debian's passes it to finger, which has no such option)
-prints the usage and exits 0; with other arguments it goes to finger as before.
+prints the usage and exits 0; with other arguments it goes to finger as before. finger starts with
+SIGPIPE and SIGXFSZ at their defaults (the interpreter ignores both; Debian's safe_finger, a C program,
+passes on what it was given, which under tcpd is the defaults too).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def main() -> int:
     pid = os.fork()
     if pid == 0:
         try:
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
             os.dup2(write_end, 1)
             os.close(read_end)
             os.close(write_end)
