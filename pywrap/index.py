@@ -31,6 +31,7 @@ MIN_RUN = 16
 NONE = 0xFFFFFFFF  # "no rule" in a uint32 position array
 WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 KEYWORDS = frozenset(("all", "known", "local"))
+KEY_MAX = 2046  # the longest word key: a pattern is part of one logical table line (pywrap.tables)
 
 
 class AddressLine(record("AddressLine", "file line daemon token value")):
@@ -55,7 +56,10 @@ def canonical_quad(text: str) -> int | None:
         return None
     value = 0
     for part in parts:
-        if not part.isdigit() or not part.isascii() or (len(part) > 1 and part[0] == "0") or int(part) > 255:
+        # a canonical part has at most 3 digits: a longer one (a client's, of any length) is never given to
+        # int(), whose 4300-digit limit would raise where the scan just finds no match
+        if len(part) > 3 or not part.isdigit() or not part.isascii() or (len(part) > 1 and part[0] == "0") \
+                or int(part) > 255:
             return None
         value = value << 8 | int(part)
     return value
@@ -121,13 +125,16 @@ def plain_shape(entry) -> tuple[str, list[int], list[tuple[int, int]], list[str]
 
 def _candidates(value: str) -> list[str]:
     """Every word key that matches `value` (already folded): itself as a host name, each prefix ending
-    in a dot, each suffix starting with a dot that leaves something before it."""
+    in a dot, each suffix starting with a dot that leaves something before it. Only those of at most
+    KEY_MAX characters: longer ones cannot be keys, and all of them would take memory quadratic in the
+    length of a client string (5 GB for one of 100,000 dots)."""
     keys = []
     if not value.startswith("."):
-        if not value.endswith("."):
+        if not value.endswith(".") and len(value) <= KEY_MAX:
             keys.append(value)
-        keys.extend(value[:i + 1] for i, c in enumerate(value) if c == ".")
-    keys.extend(value[i:] for i, c in enumerate(value) if c == "." and i > 0)
+        keys.extend(value[:i + 1] for i, c in enumerate(value[:KEY_MAX]) if c == ".")
+    first = max(1, len(value) - KEY_MAX)
+    keys.extend(value[i:] for i in range(first, len(value)) if value[i] == ".")
     return keys
 
 

@@ -92,6 +92,49 @@ def test_indexed_and_scanned_decisions_are_identical(seed, tmp_path, monkeypatch
     assert any(line is not None and line < 400 for _, line in indexed)  # rules inside runs were hit
 
 
+# Fuzz finding index-octet-of-5000-digits: a client part past Python's 4300-digit int() limit raised
+# ValueError inside the index (the scan just matches nothing). Each piece goes into each place of a quad.
+HOSTILE_PARTS = ["1" * 5000, "0" * 5000, "9" * 4301, "0" + "1" * 4400, "\u0663", "\u00b2", "", " 1", "1\n",
+                 "+1", "-1", "0x0a", "0377", "256", "4294967297"]
+HOSTILE_CLIENTS = [".".join(piece if i == place else part for i, part in enumerate(["10", "0", "0", "1"]))
+                   for piece in HOSTILE_PARTS for place in range(4)]
+HOSTILE_CLIENTS += [f"::ffff:{c}" for c in HOSTILE_CLIENTS[:8]] + ["1" * 5000, "10.0.0.1." + "1" * 5000]
+
+
+def test_any_client_string_gets_the_scans_answer(tmp_path, monkeypatch):
+    """The index never raises where the scan does not: its answer for any client string is the scan's."""
+    rules = [f"ALL: 10.0.0.{n}" for n in range(2, 20)] + ["ALL: 10.1.0.0/16", "ALL: 10.2.", "ALL: .example.com"]
+    table = tmp_path / "hosts.deny"
+    table.write_text("\n".join(rules) + "\nALL: ALL : allow\n")
+    access.parsed_table.cache_clear()
+    assert any(isinstance(x, index.Run) for x in access.parsed_table(table.read_bytes(), str(table)))
+    indexed = [decide(str(table), q) for q in HOSTILE_CLIENTS]
+    monkeypatch.setattr(index, "MIN_RUN", 10**9)
+    access.parsed_table.cache_clear()
+    assert [decide(str(table), q) for q in HOSTILE_CLIENTS] == indexed
+    assert indexed[HOSTILE_CLIENTS.index("10.0.0.0377")] == (True, 22)  # no rule but the last: parsed, not raised
+
+
+def test_a_long_client_costs_the_index_little_memory(tmp_path):
+    """A word run's lookup tries the client's prefixes and suffixes at dots: all of them would be quadratic
+    (20,000 dots: 200 MB; 100,000: 5 GB, a MemoryError), where no key is longer than a table line."""
+    import tracemalloc
+
+    table = tmp_path / "hosts.deny"
+    table.write_text("".join(f"ALL: .d{n}.example.com\n" for n in range(20)) + "ALL: ALL : allow\n")
+    access.parsed_table.cache_clear()
+    assert any(isinstance(x, index.Run) for x in access.parsed_table(table.read_bytes(), str(table)))
+    for client in ("." * 20_000, "a." * 10_000 + "d3.example.com"):
+        tracemalloc.start()
+        try:
+            verdict = decide(str(table), client)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 * 2**20, peak
+        assert verdict == ((True, 21) if client.startswith(".") else (False, 4))
+
+
 def fail2ban_file(rng: random.Random, size: int) -> tuple[str, list[str]]:
     banned = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
               for _ in range(size)]
