@@ -13,6 +13,9 @@ Contract:
   are only returned, in the verdict, for the caller to apply; `twist` is refused (the request is denied,
   with an error) unless the caller passes `allow_twist=True`, and then runs in a child process on the
   socket, never replacing the caller.
+- A %-expansion longer than the reference's buffer denies, as tcpd refuses it: the reference's warning
+  (`percent_x: expansion too long: ...`) is in the verdict's messages, and the caller goes on (Debian's
+  libwrap sleeps 5 s and ends the calling process).
 - `LibVerdict.log(ident)` writes the reference's `connect from` / `refused connect from` line to syslog;
   or the caller logs from the verdict's data. Diagnostics are in `LibVerdict.messages`.
 - Thread- and process-safe: tables are re-read only when they change (see pywrap.access), and every call
@@ -26,6 +29,7 @@ import socket
 
 from pywrap import settings
 from pywrap.diag import CollectingDiagnostics
+from pywrap.expand import ExpansionTooLong
 from pywrap.options import Effects, OptionError
 from pywrap.request import UNKNOWN, Endpoint, Request
 from pywrap.text import truncate
@@ -197,6 +201,8 @@ class AccessRequest:
         allow, deny = tables or (settings.HOSTS_ALLOW, settings.HOSTS_DENY)
         try:
             decided = decide(self.request, diag, effects, allow, deny)
+        except ExpansionTooLong:  # as in tcpd: warned where it happened, in the reference's words; not served
+            result = LibVerdict(self.request, False)
         except Exception as e:  # fail closed: anything unexpected denies, and says why
             diag.error(f"internal error, denied: {type(e).__name__}: {e}")
             result = LibVerdict(self.request, False)

@@ -164,6 +164,25 @@ def test_twist_is_refused_unless_asked_for(tables):
     assert any('"twist" is refused by the library' in text for _, _, text in verdict.messages)
 
 
+def test_an_expansion_too_long_denies_with_the_references_warning(tmp_path):
+    """Fuzz finding libwrap-expansion-too-long-is-an-internal-error: a %-expansion over the reference's buffer
+    (8190 bytes; 16382 in a banner) went through the catch-all, "internal error, denied: ExpansionTooLong".
+    It is a documented outcome: tcpd logs the reference's warning and serves nobody (man tcpd.8). So does
+    the library, and it returns; Debian's libwrap sleeps 5 s and ends the calling daemon (percent_x's
+    exit(0))."""
+    (tmp_path / "banners").mkdir()
+    (tmp_path / "banners" / "echo").write_text("%u" * 1000 + "\n")
+    allow = tmp_path / "hosts.allow"
+    allow.write_text("sshd: ALL: spawn " + "%u" * 700 + f"\necho: ALL: banners {tmp_path}/banners\n")
+    tables = (str(allow), str(tmp_path / "hosts.deny"))
+    for line, daemon in ((1, "sshd"), (2, "echo")):
+        verdict = AccessRequest.from_endpoints(daemon, "10.0.0.1", user="x" * 20).verdict(tables=tables)
+        assert not verdict.granted and not verdict.delegated
+        assert verdict.messages == [("warning", (tables[0], line), "percent_x: expansion too long: " + "x" * 30 + "...")]
+    (both,) = hosts_ctl_both([{"files": {"hosts.allow": allow.read_text()}, "call": ["sshd", None, "10.0.0.1", "x" * 20]}])
+    assert both == {"reference": "exited", "ours": False}
+
+
 CLIENTS = [f"127.0.0.{1 + n % 20}" for n in range(200)]
 DENIED = {f"127.0.0.{n}" for n in range(11, 16)}
 
