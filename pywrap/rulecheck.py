@@ -4,9 +4,11 @@ Contract: `RuleChecker(diag, inetconf, resolver, check_names)` with `daemon_list
 `client_list(text)` (the raw list fields) emits the reference's warnings through `diag` (its context names
 the table and line).
 Host patterns are checked like the reference: netgroups must have members, /file lists are read and every
-token checked (and, the reference's quirk, the rest of the list after an opened /file is not), net/mask
-syntax, FAIL, names resolved with the double-reverse check (bounded by a total time budget, and skipped with
-check_names=False), numbers reverse-resolved. Nothing here decides access.
+token checked (and, the reference's quirk, the rest of the list after an opened /file is not) as deep as
+the matcher follows them (MAX_FILE_LIST_DEPTH; deeper is an error, as tcpd denies there, where the
+reference recurses until it crashes), net/mask syntax, FAIL, names resolved with the double-reverse check
+(bounded by a total time budget, and skipped with check_names=False), numbers reverse-resolved.
+Nothing here decides access.
 The first DNS failure (timeout, unreachable server, SERVFAIL; NXDOMAIN is an answer) ends DNS for the run:
 later checks use /etc/hosts alone and skip what only DNS could answer; `summary()` then says so once.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 
+from pywrap import settings
 from pywrap.diag import Diagnostics
 from pywrap.inetconf import InetConf, Wrap
 from pywrap.numeric import INADDR_NONE, atoi, dot_quad_addr, inet_pton6_scoped
@@ -34,6 +37,10 @@ def _fail_pair(diag: Diagnostics) -> None:
 
 
 _BLANKS = bytes.maketrans(b"\t\r\n", b"   ")  # the /file tokenizer's separators, as blanks
+
+
+class _TooDeep(Exception):
+    """/file lists nested deeper than the matcher follows them (said where it happened)."""
 
 
 class DnsDown(Exception):
@@ -72,6 +79,7 @@ class RuleChecker:
         self.skipped_names = 0  # not resolved: the time budget ran out
         self.dns_skipped = 0    # not resolved: DNS had failed
         self.dns_skipped_from: tuple[str, int] | None = None  # where the first of those was
+        self.file_depth = 0     # /file lists being checked, one inside the other
 
     # daemon side -------------------------------------------------------------------------------
     def _walk(self, text: str, what: str, check) -> None:
@@ -207,13 +215,31 @@ class RuleChecker:
         except OSError as e:
             self.diag.warning(f"open {path}: {os.strerror(e.errno or 0)}")
             return 1
+        if self.file_depth:
+            return self._file_lines(path, data)
+        try:
+            return self._file_lines(path, data)
+        except _TooDeep:  # said where it happened; as after any list that was read, the rule's list ends
+            return -1
+
+    def _file_lines(self, path: str, data: bytes) -> int:
+        """Check each token of a /file list, as deep as the matcher follows them (then _TooDeep)."""
+        limit = settings.MAX_FILE_LIST_DEPTH
+        if self.file_depth >= limit:  # the matcher's bound, and its words
+            self.diag.error(f"{path}: /file lists nested deeper than {limit} (a loop?): tcpd denies every "
+                            "client this list is asked about")
+            raise _TooDeep  # ends every list above it too: a list naming itself twice would be 2**32 lists
         lines = _fgets_lines(data)
-        for number, raw in enumerate(lines, start=1):
-            with self.diag.in_context(path, number):
-                for token in raw.translate(_BLANKS).split(b" "):
-                    # a nested /file that was read ends this line too (the same strtok() quirk)
-                    if token and self.host(token.decode("latin-1")) < 0:
-                        break
+        self.file_depth += 1
+        try:
+            for number, raw in enumerate(lines, start=1):
+                with self.diag.in_context(path, number):
+                    for token in raw.translate(_BLANKS).split(b" "):
+                        # a nested /file that was read ends this line too (the same strtok() quirk)
+                        if token and self.host(token.decode("latin-1")) < 0:
+                            break
+        finally:
+            self.file_depth -= 1
         # the reference reads the file with the same strtok() as the list: once a line was read, the
         # list's own tokenizing is lost and the rest of the list goes unchecked
         return -1 if lines else 1

@@ -28,6 +28,13 @@ OUR_EXTRAS = [
     # a table tcpd cannot open (no line number: the warning before it names none either)
     re.compile(r"^error: tcpd ignores \S+ when it cannot open it: no rule in it grants anything$"),
     re.compile(r"^error: tcpd denies every client that hosts\.allow does not grant when it cannot open \S+$"),
+    # an option's %-expansion over tcpd's buffer: Debian's tcpdchk gives the warning and exits there (exit 0)
+    re.compile(r"^error: \S+, line \d+: %-expansion over tcpd's buffer with tcpdchk's placeholder values: tcpd "
+               r"refuses, without a verdict, every connection whose expansion overflows; rules after this one "
+               r"were not checked$"),
+    # /file lists nested deeper than the matcher follows them (where Debian's tcpdchk recurses until SIGSEGV)
+    re.compile(r"^error: \S+, line \d+: \S+: /file lists nested deeper than \d+ \(a loop\?\): tcpd denies every "
+               r"client this list is asked about$"),
     re.compile(r"warning: \S+, line \d+: duplicate of \S+, line \d+: this rule is never used$"),
     re.compile(r"warning: \S+, line \d+: never used: \S+, line \d+ matches every client of "),
 ]

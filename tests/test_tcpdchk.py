@@ -8,9 +8,12 @@ question): where DNS fails, ours says so once and stops asking, while Debian's g
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import socket
+import subprocess
+import sys
 import threading
 
 import dns.exception
@@ -375,3 +378,102 @@ def test_unbracketed_scoped_ipv6_is_an_error():
         assert (f"hosts.deny, line {line}: error: {address}: IPv6 address without [brackets]: tcpd reads the "
                 f'client "fe80" and takes the rest as options, so this address never matches; write [{address}]'
                 ) in stderr
+
+
+OVERFLOW = ("error: %-expansion over tcpd's buffer with tcpdchk's placeholder values: tcpd refuses, without a "
+            "verdict, every connection whose expansion overflows; rules after this one were not checked")
+
+
+def test_an_expansion_too_long_ends_the_check_as_in_debians(name_server):
+    """Fuzz finding tcpdchk-expansion-too-long: `spawn` and 700 `%h` overflow percent_x's buffer with the
+    placeholder name client_hostname. Debian's tcpdchk logs the warning and exits there (percent_x sleeps
+    5 s, exit 0): its -v listing stops before the rule's access line, and nothing after it is checked (the
+    bogus option in hosts.deny is never seen). Ours died with a traceback; now the same warning and stdout,
+    then an error, and exit 1."""
+    files = {"hosts.allow": "sshd: 10.0.0.5\nALL: ALL: spawn " + "%h" * 700 + "\nin.ftpd: ALL\n",
+             "hosts.deny": "ALL: ALL: bogus\n"}
+    (result,) = run_cases([case(files, "-d", "-v", "-a")], etc=name_server.etc())
+    assert (result["reference"]["rc"], result["ours"]["rc"]) == (0, 1)
+    assert differences(result, program="tcpdchk") == []
+    assert result["ours"]["stdout"].endswith(">>> Rule hosts.allow line 2:\ndaemons:  ALL\nclients:  ALL\n")
+    assert result["ours"]["stderr"] == (
+        'hosts.allow, line 1: warning: implicit "allow" at end of rule\n'
+        "hosts.allow, line 2: warning: percent_x: expansion too long: client_hostnameclient_hostname...\n"
+        f"hosts.allow, line 2: {OVERFLOW}\n")
+
+
+def test_a_file_list_naming_itself_is_an_error_where_debians_crashes(name_server):
+    """Fuzz finding tcpdchk-file-list-names-itself: the checker followed /file lists without bound
+    (RecursionError), as Debian's tcpdchk does until SIGSEGV. Like the matcher (MAX_FILE_LIST_DEPTH), it
+    stops 32 lists deep, with one error where the nesting got too deep, and checks the rest of the tables.
+    Two lines naming the list itself would be 2**32 lists: the first one too deep ends them all."""
+    files = {"hosts.allow": "ALL: /D/self\nsshd: 10.0.0.0/33\n", "self": "/D/self\n/D/self\n"}
+    (result,) = run_cases([case(files, "-d")], etc=name_server.etc())
+    assert result["reference"]["rc"] == -11 and result["reference"]["log"] == []  # SIGSEGV, nothing said
+    self_path = result["dir"] + "/self"
+    assert result["ours"]["stderr"] == (
+        f"{self_path}, line 1: error: {self_path}: /file lists nested deeper than 32 (a loop?): tcpd denies every "
+        "client this list is asked about\n"
+        "hosts.allow, line 2: warning: 10.0.0.0/33: bad net/mask pattern\n")
+    assert result["ours"]["rc"] == 1
+
+
+MEASURED = """import resource, sys
+from pywrap.cli import tcpdchk
+rc = tcpdchk.run(["tcpdchk", *sys.argv[1:]], sys.stdout.buffer, sys.stderr.buffer)
+sys.stdout.flush()
+sys.stderr.write(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
+sys.exit(rc)
+"""
+
+
+def measured_tcpdchk(directory, *args: str) -> tuple[int, bytes, int]:
+    """Our tcpdchk in a process of its own: exit status, stdout, peak RSS in MiB."""
+    proc = subprocess.run([sys.executable, "-c", MEASURED, *args], cwd=directory, capture_output=True, timeout=300)
+    return proc.returncode, proc.stdout, int(proc.stderr.decode().rpartition("peak RSS ")[2].split()[0])
+
+
+def test_json_memory_stays_bounded_however_many_findings(tmp_path):
+    """Fuzz finding tcpdchk-json-memory-grows-with-each-finding: --json kept every finding and every rule and
+    printed them with the indenting encoder: 300 MiB for 100,000 lines without ":" (1.1 GiB and 11 s for
+    400,000; a table may hold 64 MiB). Rules are now written as they are checked; the first 10,000 findings
+    of each level are listed, then one note says how many more there are, and `counts` has them all."""
+    (tmp_path / "hosts.allow").write_text("x\n" * 100_000)
+    (tmp_path / "hosts.deny").write_text("".join(f"ALL: 10.{n >> 8}.{n & 255}.1\n" for n in range(30_000)))
+    rc, out, peak = measured_tcpdchk(tmp_path, "-d", "--no-dns", "--json")
+    document = json.loads(out)
+    assert rc == 1 and peak < 64, peak
+    assert document["counts"] == {"error": 100_000, "warning": 100_000, "note": 0}
+    findings = document["findings"]
+    assert len(findings) == 20_001 and len(document["rules"]) == 30_000
+    assert findings[:2] == [
+        {"file": "hosts.allow", "line": 1, "level": "warning", "message": 'missing ":" separator'},
+        {"file": "hosts.allow", "line": 1, "level": "error", "message": SKIPPED_ALLOW.removeprefix("error: ")}]
+    assert findings[-2]["line"] == 10_000
+    assert findings[-1] == {"file": None, "line": None, "level": "note", "message":
+                            "180000 more findings not listed: only the first 10000 of each level are (counts "
+                            "has them all)"}
+    assert document["rules"][-1] == {"file": "hosts.deny", "line": 30_000, "daemons": ["ALL"],
+                                     "clients": ["10.117.47.1"], "access": "denied"}
+
+
+def test_json_is_the_only_thing_on_stdout(tmp_path, monkeypatch):
+    """A banners file's text went to stdout in the middle of the JSON document (it is checked all the same);
+    an over-long expansion ends the check with the document whole."""
+    from pywrap.cli import tcpdchk
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "daemon_name").write_text("hello %a\n")
+    (tmp_path / "hosts.allow").write_text(f"sshd: ALL: banners {tmp_path}/b\nALL: ALL: spawn {'%h' * 700}\n")
+    (tmp_path / "hosts.deny").write_text("ALL: ALL: bogus\n")
+    monkeypatch.chdir(tmp_path)
+    out, err = io.BytesIO(), io.BytesIO()
+    assert tcpdchk.run(["tcpdchk", "-d", "--no-dns", "--json"], out, err) == 1
+    document = json.loads(out.getvalue())
+    assert err.getvalue() == b""
+    assert [r["line"] for r in document["rules"]] == [1]
+    assert document["findings"] == [
+        {"file": "hosts.allow", "line": 2, "level": "warning",
+         "message": "percent_x: expansion too long: client_hostnameclient_hostname..."},
+        {"file": "hosts.allow", "line": 2, "level": "error", "message": OVERFLOW.removeprefix("error: ")}]
+    assert document["counts"] == {"error": 1, "warning": 1, "note": 0}

@@ -9,7 +9,9 @@ otherwise, 2 for usage), so config management and CI can gate on it. Whatever tc
 without ":", the rest of a table after a line without newline or over 2046 characters, a table it cannot
 open) is an error, on a line of its own after Debian's warning. Checks the reference lacks (see --help) are
 additional lines; options are checked but never change this process. A DNS failure is said once, and DNS
-is not asked again in that run.
+is not asked again in that run. An option's %-expansion over tcpd's buffer ends the check there, as percent_x
+ends Debian's (its warning, then an error). --json writes one object as the check goes, with every rule and
+the first FINDINGS_LISTED findings of each level (and the counts of all), so its memory stays bounded.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 
 from pywrap import settings
 from pywrap.cli.common import UsageError, check_real_daemon_dir, check_tables, getopt, table_paths
-from pywrap.diag import CollectingDiagnostics, Diagnostics, StreamDiagnostics
+from pywrap.diag import Diagnostics, StreamDiagnostics
 from pywrap.inetconf import InetConf, Wrap, read_inetd_conf
 from pywrap.numeric import inet_pton6
 from pywrap.text import TCPDCHK_SEPARATORS, encode, plain_fields, same, split_list, split_unbracketed
@@ -38,7 +40,8 @@ USAGE = """usage: {prog} [-a] [-d] [-i inet_conf] [-v]
 HELP = USAGE + """
 pywrap's tcpdchk also takes:
 \t--no-dns: do not resolve host names and addresses in the rules (no DNS at all)
-\t--json:   print the findings and the rules as JSON on stdout, nothing on stderr
+\t--json:   print the rules and the findings as JSON on stdout, nothing on stderr (the first 10000
+\t          findings of each level are listed, and all are counted)
 
 Findings go to stderr as "FILE, line N: warning: ..." (or error: / note:); the exit status is 1 when an
 error was found: a line tcpd skips (no ":") or a table it stops reading or cannot open is one. Besides
@@ -60,6 +63,66 @@ DEBIAN_WRAPPED = ("portmap mountd statd ugidd redir rlinetd sshd atftpd diald es
                   "smail").split()
 
 
+FINDINGS_LISTED = 10_000  # --json lists the first 10,000 findings of each level; all are counted
+EXPANSION_ERROR = ("%-expansion over tcpd's buffer with tcpdchk's placeholder values: tcpd refuses, "
+                   "without a verdict, every connection whose expansion overflows; "
+                   "rules after this one were not checked")
+
+
+class CheckEnded(Exception):
+    """An over-long %-expansion: percent_x ends Debian's tcpdchk there, and this one checks no further."""
+
+
+class JsonFindings(Diagnostics):
+    """--json's findings: every one counted by level, the first FINDINGS_LISTED of each level kept, already
+    encoded, so that memory stays bounded however many lines a table has (a table may hold 64 MiB)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import json  # only for --json: it costs ~7 ms of start-up
+
+        self.dumps = json.dumps
+        self.listed: list[str] = []
+        self.counts = {"error": 0, "warning": 0, "note": 0}
+
+    def emit(self, kind: str, text: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if self.counts[kind] <= FINDINGS_LISTED:
+            self.listed.append(self.dumps(finding(self.context, kind, text)))
+
+
+def finding(context: tuple[str, int] | None, kind: str, text: str) -> dict:
+    return {"file": context[0] if context else None, "line": context[1] if context else None, "level": kind,
+            "message": text}
+
+
+class JsonDocument:
+    """--json's one object, written as the check goes: the rules one a line as they are checked (none is
+    kept), then the findings JsonFindings kept, a note on those it did not, and the counts of all."""
+
+    def __init__(self, stdout: BinaryIO, findings: JsonFindings) -> None:
+        self.stdout = stdout
+        self.findings = findings
+        self.separator = "\n"
+
+    def start(self, inetd_conf: str | None) -> None:
+        self.stdout.write(encode(f'{{"inetd_conf": {self.findings.dumps(inetd_conf)}, "rules": ['))
+
+    def rule(self, rule: dict) -> None:
+        self.stdout.write(encode(self.separator + self.findings.dumps(rule)))
+        self.separator = ",\n"
+
+    def finish(self) -> None:
+        findings, dumps = self.findings, self.findings.dumps
+        listed = findings.listed
+        more = sum(findings.counts.values()) - len(listed)
+        if more:
+            note = f"{more} more findings not listed: only the first {FINDINGS_LISTED} of each level are"
+            listed.append(dumps(finding(None, "note", note + " (counts has them all)")))
+        entries = "".join(("\n" if i == 0 else ",\n") + entry for i, entry in enumerate(listed))
+        self.stdout.write(encode(f'\n], "findings": [{entries}\n], "counts": {dumps(findings.counts)}}}\n'))
+
+
 def fake_request():
     """The request tcpdchk runs options with (the reference's placeholder values)."""
     from pywrap.request import Endpoint, Request
@@ -70,13 +133,15 @@ def fake_request():
 
 
 class TcpdChk:
-    def __init__(self, stdout: BinaryIO, diag: Diagnostics, options: dict, prog: str) -> None:
+    def __init__(self, stdout: BinaryIO, diag: Diagnostics, options: dict, prog: str,
+                 document: JsonDocument | None = None) -> None:
         self.stdout = stdout
         self.diag = diag
         self.options = options
         self.prog = prog
+        self.document = document  # --json: rules go there as they are checked, and nothing else to stdout
+        self.listing = bool(options.get("v")) and document is None  # -v's listing, printed at the end
         self.out: list[str] = []
-        self.rules: list[dict] = []
         self.seen: dict[tuple, tuple[str, int]] = {}        # rule text -> first place (duplicates)
         self.catch_all: list[tuple[str, int, tuple[str, ...]]] = []  # earlier rules that always match
         self.tcpd_stopped = False  # tcpd reads no further in the current table (an incomplete line came)
@@ -89,15 +154,20 @@ class TcpdChk:
         inet_conf = self.options.get("i")
         conf = read_inetd_conf(inet_conf if isinstance(inet_conf, str) else settings.INETD_CONF, self.diag,
                                settings.REAL_DAEMON_DIR, explicit=isinstance(inet_conf, str))
-        if self.options.get("v"):
+        if self.listing:
             self.out.append(f"Using network configuration file: {conf.path or '(null)'}\n")
         for name in DEBIAN_WRAPPED:
             conf.set(name, Wrap.WRAPPED)
         check_tables(self.diag, allow, deny)
         self.checker = RuleChecker(self.diag, conf, check_names=not self.options.get("no-dns"))
         self.inetconf: InetConf = conf
-        self.table(allow, granted=True)
-        self.table(deny, granted=False)
+        if self.document is not None:
+            self.document.start(conf.path)
+        try:
+            self.table(allow, granted=True)
+            self.table(deny, granted=False)
+        except CheckEnded:
+            pass  # said, with the reference's warning, where it happened
         self.checker.summary()
         return 0
 
@@ -161,25 +231,38 @@ class TcpdChk:
         daemon_tokens = split_list(daemons, TCPDCHK_SEPARATORS)
         client_tokens = split_list(clients, TCPDCHK_SEPARATORS)
         self.extra_checks(path, line, daemon_tokens, client_tokens, clients, option_text)
-        access = default_granted
-        if option_text is not None:
-            from pywrap.grammar import parse_options
-            from pywrap.options import DryRun, run_options
-
-            effects = DryRun(write_banner=self.write_banner, warn=self.diag.warning)
-            result = run_options(parse_options(option_text), fake_request(), self.diag, effects)
-            if result.final in ("allow", "deny"):  # an error counts as deny; twist keeps the table's default
-                access = result.final == "allow"
-            if default_granted and result.final is None and self.options.get("a"):
-                self.diag.warning('implicit "allow" at end of rule')
-        elif default_granted and self.options.get("a"):
-            self.diag.warning('implicit "allow" at end of rule')
-        word = "granted" if access else "denied"
-        self.rules.append({"file": path, "line": line, "daemons": daemon_tokens, "clients": client_tokens,
-                           "access": word})
-        if self.options.get("v"):
+        if self.listing:  # before the options: an over-long expansion ends Debian's listing after these lines
             self.out.append(f"\n>>> Rule {path} line {line}:\ndaemons:  {' '.join(daemon_tokens)}\n"
-                            f"clients:  {' '.join(client_tokens)}\naccess:   {word}\n")
+                            f"clients:  {' '.join(client_tokens)}\n")
+        word = "granted" if self.access(option_text, default_granted) else "denied"
+        if self.document is not None:
+            self.document.rule({"file": path, "line": line, "daemons": daemon_tokens,
+                                "clients": client_tokens, "access": word})
+        if self.listing:
+            self.out.append(f"access:   {word}\n")
+
+    def access(self, option_text: str | None, default_granted: bool) -> bool:
+        """The rule's verdict, its options checked as tcpd checks them (never carried out). CheckEnded after
+        an over-long %-expansion."""
+        if option_text is None:
+            if default_granted and self.options.get("a"):
+                self.diag.warning('implicit "allow" at end of rule')
+            return default_granted
+        from pywrap.expand import ExpansionTooLong
+        from pywrap.grammar import parse_options
+        from pywrap.options import DryRun, run_options
+
+        effects = DryRun(write_banner=self.write_banner, warn=self.diag.warning)
+        try:
+            result = run_options(parse_options(option_text), fake_request(), self.diag, effects)
+        except ExpansionTooLong:  # run_options gave the reference's warning
+            self.diag.error(EXPANSION_ERROR)
+            raise CheckEnded from None
+        if default_granted and result.final is None and self.options.get("a"):
+            self.diag.warning('implicit "allow" at end of rule')
+        if result.final in ("allow", "deny"):  # an error counts as deny; twist keeps the table's default
+            return result.final == "allow"
+        return default_granted
 
     # checks the reference lacks -----------------------------------------------------------------
     def extra_checks(self, path: str, line: int, daemons: list[str], clients: list[str], client_text: str,
@@ -224,8 +307,9 @@ class TcpdChk:
                             f"write [{candidate}]")
 
     def write_banner(self, data: bytes) -> None:
-        self.stdout.write(data)
-        self.stdout.flush()
+        if self.document is None:  # with --json, stdout holds the document alone (the banner was checked)
+            self.stdout.write(data)
+            self.stdout.flush()
 
     def flush(self) -> None:
         self.stdout.write(encode("".join(self.out)))
@@ -259,30 +343,21 @@ def run(argv: list[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
     if options.get("help"):
         stdout.write(encode(HELP.format(prog=prog)))
         return 0
-    as_json = bool(options.get("json"))
     # like Debian's, the `option:` trace lines only with -v
-    diag = (CollectingDiagnostics() if as_json
+    diag = (JsonFindings() if options.get("json")
             else StreamDiagnostics(stderr, os.path.basename(prog), trace=bool(options.get("v"))))
-    tool = TcpdChk(stdout, diag, options, os.path.basename(prog))
+    document = JsonDocument(stdout, diag) if isinstance(diag, JsonFindings) else None
+    tool = TcpdChk(stdout, diag, options, os.path.basename(prog), document)
     try:
         tool.run()
-    except OSError as e:  # the -i file cannot be read
+    except OSError as e:  # the -i file cannot be read (before any output)
         stderr.write(encode(f"open {options.get('i')}: {os.strerror(e.errno or 0)}\n"))
         return 1
     finally:
-        if not as_json:
-            tool.flush()
-    if as_json:
-        findings = [{"file": ctx[0] if ctx else None, "line": ctx[1] if ctx else None, "level": kind,
-                     "message": text} for kind, ctx, text in diag.records]
-        document = {"inetd_conf": tool.inetconf.path, "rules": tool.rules, "findings": findings}
-        import json  # only for --json: it costs ~7 ms of start-up
-
-        stdout.write(encode(json.dumps(document, indent=1) + "\n"))
-        errors = sum(1 for f in findings if f["level"] == "error")
-    else:
-        errors = diag.counts.get("error", 0)
-    return 1 if errors else 0
+        tool.flush()
+    if document is not None:
+        document.finish()
+    return 1 if diag.counts.get("error", 0) else 0
 
 
 def main() -> int:
