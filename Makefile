@@ -56,7 +56,7 @@ DEBIAN_PARTS = "$(PYTHON)" tools/debian_parts.py build
 # pip's cache stays in the checkout too, not in $HOME.
 export PIP_CACHE_DIR := $(CURDIR)/build/pip-cache
 
-.PHONY: all help test lint bench demo install uninstall launcher venv clean FORCE
+.PHONY: all help test lint bench fuzz demo install uninstall launcher venv clean FORCE
 
 all: launcher ## build the native tcpd launcher
 
@@ -72,7 +72,8 @@ help: ## this list
 LAUNCHER := build/tcpd
 COMPILE_LAUNCHER = case "$(PYTHON)$(LIBDIR)" in *[\\\'\"]*) \
 	  echo "PYTHON and PREFIX must not contain quotes or backslashes"; exit 1;; esac; \
-	$(CC) $(CFLAGS) $(HARDEN) -DPYTHON='"$(PYTHON)"' -DLIBDIR='"$(LIBDIR)"' -o
+	case "$(REFUSE_PAUSE)" in ''|*[!0-9]*) echo "REFUSE_PAUSE must be a whole number"; exit 1;; esac; \
+	$(CC) $(CFLAGS) $(HARDEN) -DPYTHON='"$(PYTHON)"' -DLIBDIR='"$(LIBDIR)"' -DREFUSE_PAUSE=$(REFUSE_PAUSE) -o
 launcher: $(LAUNCHER)
 $(LAUNCHER): launcher/tcpd.c FORCE
 	@mkdir -p build
@@ -109,6 +110,11 @@ bench: $(VENV_STAMP) ## per-connection cost beside Debian's tcpd, measured in on
 	$(DEBIAN_PARTS) test
 	$(MAKE) --no-print-directory install PREFIX=$(BENCH) CACHE_DIR=$(BENCH)/cache > /dev/null
 	$(VENV_PY) bench/tcpd_connect.py $(BENCH) 30
+
+# Long fuzz runs (tests/fuzzing.py; make test runs a bounded one): cases/s, tables/s, and every failure with
+# its input saved in build/fuzz.  make fuzz SECONDS=3600 SEED=42
+fuzz: $(VENV_STAMP) ## long fuzz run, every failure's input saved in build/fuzz (SECONDS=600, SEED=random)
+	$(VENV_PY) tools/fuzz.py --seconds $(or $(SECONDS),600) $(if $(SEED),--seed $(SEED)) --out build/fuzz
 
 # A self-contained library directory (package + its two dependencies), byte-compiled for $(PYTHON),
 # and small programs that run $(PYTHON) in isolated mode (-I: no PYTHON* variables, no cwd or user site;

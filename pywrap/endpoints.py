@@ -51,6 +51,8 @@ def _side(family: int, sockaddr) -> Side:
         return Side(family, socket.inet_pton(family, host), port, host)
     if family == socket.AF_INET6:
         host, port = sockaddr[0], sockaddr[1]
+        if len(sockaddr) > 3 and sockaddr[3]:  # a scoped peer, shown as getnameinfo does: fe80::1%lo
+            host = socket.getnameinfo(sockaddr, socket.NI_NUMERICHOST)[0]
         return Side(family, socket.inet_pton(family, host.partition("%")[0]), port, host)
     return Side(family, None, None, "localhost")
 
