@@ -125,3 +125,14 @@ def test_saved_findings_pass():
     replay = subprocess.run([sys.executable, TOOL, "--replay", *saved], capture_output=True, text=True,
                             timeout=60 + 15 * len(saved))
     assert replay.returncode == 0, replay.stdout[-20000:] + replay.stderr[-3000:]
+
+
+def test_workers_started_by_a_big_process_measure_only_their_own_memory(tmp_path):
+    # A full `make test` grows pytest past the workers' RSS bound; a worker's peak must not start at its
+    # parent's (getrusage's ru_maxrss survives vfork + exec), or every case fails as "memory".
+    ballast = bytearray(400 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    report = fuzzing.fuzz(SEED, count=40, out=str(tmp_path), workers=1)
+    assert not report.failures, summary(report)
+    assert report.stats.get("peak RSS MiB", 0) < 256
+    del ballast
