@@ -9,7 +9,7 @@ from __future__ import annotations
 import pwd
 
 import pytest
-from tcpd_sandbox import install_ours, log_lines, report, run_scenarios, without_our_extras
+from tcpd_sandbox import inherited_ignored, install_ours, log_lines, report, run_scenarios, without_our_extras
 
 TCP = "127.0.0.1:{port} stream tcp nowait root {tcpd} showargs a b\n"
 SIGNALS = "grep -E '^Sig(Ign|Blk)' /proc/self/status"  # the signal state a command starts with
@@ -214,14 +214,15 @@ def test_what_tcpd_runs_starts_with_the_signal_state_tcpd_was_given(results):
     (SIGALRM caught and unblocked): the daemon, spawn, aclexec and twist get what tcpd was given, spawn with
     SIGHUP ignored as well (as the reference's does, but not aclexec). test_same_as_debian compares them with
     Debian's. The commands' masks show as empty: /bin/sh (dash) unblocks every signal as it starts."""
-    inetd = {"SigIgn": "0000000000000000", "SigBlk": "0000000000000000"}
+    given = inherited_ignored()
+    inetd = {"SigIgn": f"{given:016x}", "SigBlk": "0000000000000000"}
     spawned = results["signals: spawn and aclexec"]["ours"]
     assert {k: report(spawned["clients"][0])[k] for k in inetd} == inetd
-    assert status_lines(spawned["files"]["spawned"]) == {**inetd, "SigIgn": "0000000000000001"}
+    assert status_lines(spawned["files"]["spawned"]) == {**inetd, "SigIgn": f"{given | 1:016x}"}
     assert status_lines(spawned["files"]["aclexec"]) == inetd
     assert status_lines(results["signals: twist"]["ours"]["clients"][0]["received"]) == inetd
     # by hand, with SIGPIPE, SIGALRM and SIGUSR2 ignored, SIGALRM and SIGUSR1 blocked
-    ignored, blocked = 1 << 12 | 1 << 13 | 1 << 11, 1 << 13 | 1 << 9
+    ignored, blocked = given | 1 << 12 | 1 << 13 | 1 << 11, 1 << 13 | 1 << 9
     spawned = results["signals given to tcpd: spawn and aclexec"]["ours"]
     daemon = report(spawned["clients"][0])
     assert (daemon["SigIgn"], daemon["SigBlk"]) == (f"{ignored:016x}", f"{blocked:016x}")
